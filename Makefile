@@ -1,0 +1,26 @@
+# The two commands: `make demo` (set up, run the main job on embedded defaults) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test demo lint typecheck check clean
+
+setup:
+	./scripts/setup-venv.sh
+
+test: setup
+	$(VENV)/bin/ruff check zoomguard tests benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -ra
+
+demo: setup
+	$(VENV)/bin/zoomguard demo
+
+lint: setup
+	$(VENV)/bin/ruff check zoomguard tests benchmarks
+	$(VENV)/bin/ruff format --check zoomguard tests benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

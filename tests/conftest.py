@@ -1,0 +1,109 @@
+"""Session fixtures: the tiny model, one in-process vLLM engine and one vLLM server, shared by all tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import LoopThread, free_port
+from zoomguard.config import Settings, load_settings
+from zoomguard.detector.engines.base import Engine
+from zoomguard.detector.factory import build_detector, build_engine
+from zoomguard.detector.tiny_model import build_tiny_model
+from zoomguard.detector.zoomin import ZoomInDetector
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+# Small images and short answers keep the tiny model fast on 2 cores; the code path is unchanged.
+TINY_DETECTOR = {
+    "max_pixels": 224 * 224,
+    "min_pixels": 56 * 56,
+    "max_regions": 4,
+    "locate_max_tokens": 384,
+    "examine_max_tokens": 256,
+    "explanation_max_chars": 160,
+    "finding_max_chars": 40,
+    "crops": {"max_crops": 3, "zoom_target_side": 224},
+}
+TINY_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 64}
+
+
+def tiny_settings(model: str, **engine: Any) -> Settings:
+    return load_settings(
+        environ={}, overrides={"engine": {"model": model, **TINY_ENGINE, **engine}, "detector": TINY_DETECTOR}
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="session")
+def inprocess_engine(tiny_model: Path, loop: LoopThread) -> Iterator[Engine]:
+    engine = build_engine(tiny_settings(str(tiny_model)))
+    loop.run(engine.start())
+    yield engine
+    loop.run(engine.close())
+
+
+@pytest.fixture(scope="session")
+def inprocess_detector(tiny_model: Path, inprocess_engine: Engine) -> ZoomInDetector:
+    return build_detector(tiny_settings(str(tiny_model)), inprocess_engine)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM OpenAI-compatible server on the tiny model, as production runs `vllm serve`."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(tiny_model), "--served-model-name", "tiny",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", "float32", "--enforce-eager", "--max-model-len", "4096",
+        "--limit-mm-per-prompt", '{"image": 4}', "--enable-prefix-caching", "--enable-prompt-tokens-details",
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]  # fmt: skip
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy())
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM server exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"vLLM server not healthy after {timeout}s:\n{log.read_text()[-4000:]}")

@@ -1,0 +1,64 @@
+"""ZoomIn on the real vLLM CPU engine (in-process) with the tiny model: a batch of generated images."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from tests.support import LoopThread
+from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.samples import make_samples
+from zoomguard.schemas.detection import Detection
+
+pytestmark = pytest.mark.engine
+
+
+def _detect_batch(loop: LoopThread, detector: ZoomInDetector, datas: list[bytes]) -> list[Detection]:
+    async def run() -> list[Detection]:
+        return list(
+            await asyncio.gather(*(detector.detect_bytes(d, request_id=f"batch-{i}") for i, d in enumerate(datas)))
+        )
+
+    return loop.run(run())
+
+
+def test_batch_of_generated_images(loop: LoopThread, inprocess_detector: ZoomInDetector) -> None:
+    samples = make_samples(8, seed=100, size=(320, 240))
+    detections = _detect_batch(loop, inprocess_detector, [s.data for s in samples])
+    assert len(detections) == len(samples)
+    for sample, detection in zip(samples, detections, strict=True):
+        assert detection.image.sha256 == hashlib.sha256(sample.data).hexdigest()
+        assert (detection.image.width, detection.image.height) == (320, 240)
+        assert detection.decision in ("ai_generated", "real", "uncertain")
+        if detection.p_ai is not None:
+            assert 0.0 <= detection.p_ai <= 1.0
+        if detection.decision == "uncertain":
+            assert detection.reason is not None
+        for region in detection.regions:
+            x1, y1, x2, y2 = region.box
+            assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
+            assert all(0.0 <= v <= 1.0 for v in region.box_norm)
+        assert detection.model.family == "qwen2_5_vl"
+        assert detection.usage.locate_prompt_tokens > 0
+        assert detection.timings_ms.total_ms >= detection.timings_ms.locate_ms > 0
+
+
+def test_examine_reuses_the_locate_prefix(loop: LoopThread, inprocess_detector: ZoomInDetector) -> None:
+    """Query 2 is Query 1's conversation continued: the prefix cache must serve Query 1's prompt."""
+    sample = make_samples(1, seed=7, size=(448, 336))[0]
+    detection = _detect_batch(loop, inprocess_detector, [sample.data])[0]
+    assert detection.examined
+    cached = detection.usage.examine_cached_tokens
+    assert cached is not None
+    # full KV blocks of Query 1's prompt are reused (vLLM caches whole blocks only)
+    assert cached >= 0.8 * detection.usage.locate_prompt_tokens
+
+
+def test_the_same_image_gives_the_same_answer(loop: LoopThread, inprocess_detector: ZoomInDetector) -> None:
+    data = make_samples(1, seed=3)[0].data
+    first, second = _detect_batch(loop, inprocess_detector, [data, data])
+    assert first.decision == second.decision
+    assert first.p_ai == second.p_ai
+    assert first.regions == second.regions

@@ -1,0 +1,70 @@
+"""Settings: file < environment < flags, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoomguard.config import load_settings
+from zoomguard.detector.factory import build_engine, check_context_fits
+from zoomguard.errors import ConfigError
+
+
+def test_defaults_are_valid() -> None:
+    settings = load_settings(environ={})
+    assert settings.detector.ai_threshold > settings.detector.real_threshold
+    assert settings.engine.mode == "in_process"
+
+
+def test_precedence_file_env_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "zoomguard.toml"
+    config.write_text('[engine]\nmodel = "from-file"\nmax_model_len = 4096\n[detector]\nai_threshold = 0.9\n')
+    env = {"ZOOMGUARD_ENGINE__MODEL": "from-env", "ZOOMGUARD_DETECTOR__CROPS__MAX_CROPS": "2", "OTHER": "x"}
+    settings = load_settings(config, {"engine": {"model": "from-flag"}}, environ=env)
+    assert settings.engine.model == "from-flag"
+    assert settings.engine.max_model_len == 4096
+    assert settings.detector.ai_threshold == 0.9
+    assert settings.detector.crops.max_crops == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [({"ZOOMGUARD_DETECTOR__AI_THRESHOLD": "0.1"}, "real_threshold"),
+     ({"ZOOMGUARD_DETECTOR__MAX_REGIONS": "many"}, "detector.max_regions"),
+     ({"ZOOMGUARD_ENGINE__NOPE": "1"}, "engine.nope")],
+)
+def test_invalid_settings_name_the_key(env: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_settings(environ=env)
+
+
+def test_missing_or_bad_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(bad, environ={})
+
+
+def test_secret_never_in_repr() -> None:
+    settings = load_settings(environ={"ZOOMGUARD_ENGINE__API_KEY": "s3cret-token"})
+    assert "s3cret-token" not in repr(settings)
+    assert "s3cret-token" not in settings.model_dump_json()
+
+
+def test_context_too_small_is_refused_with_advice() -> None:
+    settings = load_settings(environ={}, overrides={"engine": {"model": "m", "max_model_len": 2048}})
+    with pytest.raises(ConfigError, match="raise max_model_len"):
+        check_context_fits(settings)
+
+
+def test_in_process_needs_a_model() -> None:
+    with pytest.raises(ConfigError, match="--model"):
+        build_engine(load_settings(environ={}))
+
+
+def test_server_mode_needs_urls() -> None:
+    with pytest.raises(ConfigError, match="server URL"):
+        build_engine(load_settings(environ={}, overrides={"engine": {"mode": "server"}}))

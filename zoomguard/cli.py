@@ -1,0 +1,99 @@
+"""The `zoomguard` command: parse arguments, load settings, dispatch to a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from zoomguard.errors import ConfigError, ZoomguardError
+
+
+def _quiet_engine_logs() -> None:
+    """vLLM logs to stdout by default, which would corrupt JSON output: send its logs to stderr."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoomguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    detect = sub.add_parser("detect", help="run ZoomIn on image files and print one result per input")
+    detect.add_argument("paths", nargs="+", help="image files")
+    _engine_args(detect)
+    detect.add_argument("--json", action="store_true", help="one JSON line per input, in input order")
+    detect.add_argument("--annotate", metavar="OUTDIR", type=Path, help="write each image with its boxes (PNG)")
+    detect.add_argument("--concurrency", type=int, default=64, help="images in flight at once (default 64)")
+    detect.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    tiny = sub.add_parser("tiny-model", help="write a tiny random-weight Qwen2.5-VL checkpoint (offline)")
+    tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint directory or hub id")
+    parser.add_argument("--server", action="append", metavar="URL", help="vLLM OpenAI-compatible server (repeatable)")
+    parser.add_argument("--family", help="model family: qwen2_5_vl, qwen2_vl, qwen3_vl (default: auto)")
+    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    engine: dict[str, Any] = {}
+    if args.model:
+        engine["model"] = args.model
+    if args.server:
+        engine["server_urls"] = args.server
+        engine["mode"] = "server"
+    overrides: dict[str, Any] = {"engine": engine} if engine else {}
+    if args.family:
+        overrides["detector"] = {"model_family": args.family}
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"zoomguard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ZoomguardError as exc:
+        print(f"zoomguard: {exc.kind}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "tiny-model":
+        from zoomguard.detector.tiny_model import TinyModelSpec, build_tiny_model
+
+        path = build_tiny_model(args.out_dir, TinyModelSpec(seed=args.seed))
+        print(path)
+        return 0
+    if args.command == "detect":
+        from zoomguard.commands.detect import run_detect
+        from zoomguard.config import load_settings
+
+        _quiet_engine_logs()
+        settings = load_settings(args.config, _overrides(args))
+        return asyncio.run(
+            run_detect(
+                settings,
+                args.paths,
+                as_json=args.json,
+                annotate_dir=args.annotate,
+                concurrency=args.concurrency,
+                progress=not args.no_progress,
+            )
+        )
+    raise ConfigError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `zoomguard` subcommands, one module each; cli.py parses arguments and dispatches."""

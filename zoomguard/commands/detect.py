@@ -1,0 +1,131 @@
+"""`zoomguard detect`: run ZoomIn on files, many at once through one engine, results in input order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from zoomguard.config import Settings
+from zoomguard.detector.annotate import annotate
+from zoomguard.detector.factory import build_detector, build_engine
+from zoomguard.detector.images import decode_image
+from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.errors import ZoomguardError
+from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
+
+
+@dataclass(frozen=True)
+class DetectOutcome:
+    """One input's result: a detection or an error, never both."""
+
+    input: str
+    detection: Detection | None = None
+    error: ErrorInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.detection is not None:
+            return {"input": self.input, **self.detection.model_dump(mode="json")}
+        assert self.error is not None
+        return {"schema_version": SCHEMA_VERSION, "input": self.input, "error": self.error.model_dump()}
+
+
+async def run_detect(
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    as_json: bool,
+    annotate_dir: Path | None,
+    concurrency: int,
+    out: TextIO = sys.stdout,
+    progress: bool = True,
+) -> int:
+    """Detect every path; print each result as soon as all earlier ones are printed. Exit status 0/1."""
+    engine = build_engine(settings)
+    await engine.start()
+    try:
+        detector = build_detector(settings, engine)
+        outcomes = await _detect_all(detector, paths, annotate_dir, concurrency, out, as_json, progress)
+    finally:
+        await engine.close()
+    if not as_json:
+        _print_table(outcomes, out)
+    return 0 if all(o.error is None for o in outcomes) else 1
+
+
+async def _detect_all(
+    detector: ZoomInDetector,
+    paths: Sequence[str],
+    annotate_dir: Path | None,
+    concurrency: int,
+    out: TextIO,
+    as_json: bool,
+    progress: bool,
+) -> list[DetectOutcome]:
+    limit = asyncio.Semaphore(concurrency)
+    done: dict[int, DetectOutcome] = {}
+    printed = 0
+    bar = tqdm(total=len(paths), desc="detect", unit="img", file=sys.stderr, disable=not progress)
+
+    async def one(index: int, path: str) -> None:
+        nonlocal printed
+        async with limit:
+            done[index] = await _detect_one(detector, path, index, annotate_dir)
+        bar.update(1)
+        while printed in done and as_json:
+            print(json.dumps(done[printed].to_json()), file=out, flush=True)
+            printed += 1
+
+    try:
+        await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
+    finally:
+        bar.close()
+    return [done[i] for i in range(len(paths))]
+
+
+async def _detect_one(
+    detector: ZoomInDetector, path: str, index: int, annotate_dir: Path | None
+) -> DetectOutcome:
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as exc:
+        return DetectOutcome(path, error=ErrorInfo(kind="io", message=f"{exc.strerror or exc}: {path}"))
+    try:
+        detection = await detector.detect_bytes(data, request_id=f"detect-{index}")
+        if annotate_dir is not None:
+            await asyncio.to_thread(_write_annotation, data, detection, annotate_dir, path, index)
+    except ZoomguardError as exc:
+        return DetectOutcome(path, error=ErrorInfo(kind=exc.kind, message=str(exc)))
+    return DetectOutcome(path, detection=detection)
+
+
+def _write_annotation(data: bytes, detection: Detection, out_dir: Path, path: str, index: int) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = decode_image(data).image
+    annotate(image, detection).save(out_dir / f"{index:04d}-{Path(path).stem}.png", format="PNG")
+
+
+def _print_table(outcomes: Sequence[DetectOutcome], out: TextIO) -> None:
+    rows = [("input", "decision", "p_ai", "regions", "explanation / error")]
+    for outcome in outcomes:
+        name = Path(outcome.input).name
+        if outcome.detection is not None:
+            d = outcome.detection
+            p_ai = "-" if d.p_ai is None else f"{d.p_ai:.3f}"
+            rows.append((name, d.decision, p_ai, str(len(d.regions)), _short(d.explanation or d.reason or "")))
+        elif outcome.error is not None:
+            rows.append((name, "error", "-", "-", f"{outcome.error.kind}: {_short(outcome.error.message)}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4], file=out)
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,95 @@
+"""One settings model per process: defaults, then a config file (TOML/JSON), then ZOOMGUARD_* variables.
+
+Environment names are the field path in upper case joined by double underscores:
+`ZOOMGUARD_ENGINE__MODEL`, `ZOOMGUARD_DETECTOR__AI_THRESHOLD`, `ZOOMGUARD_DETECTOR__CROPS__MAX_CROPS`.
+Values are read as JSON when they parse (numbers, booleans, lists), else as plain strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.settings import DetectorSettings
+from zoomguard.errors import ConfigError
+
+ENV_PREFIX = "ZOOMGUARD_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge file < environment < explicit overrides (command-line flags); errors say which key is wrong."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        _deep_merge(data, _read_file(Path(config_file)))
+    _deep_merge(data, _from_environ(os.environ if environ is None else environ))
+    _deep_merge(data, dict(overrides or {}))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix == ".json":
+            loaded = json.loads(text)
+            if isinstance(loaded, dict):
+                return loaded
+            raise ConfigError(f"{path}: the top level must be an object")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    raise ConfigError(f"{path}: use a .toml or .json config file")
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_value(raw)
+    return data
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value

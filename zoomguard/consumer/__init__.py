@@ -1,0 +1,1 @@
+"""The Kafka moderation worker: poll, in-flight window, offsets, routing, publishing, fetching."""

@@ -1,0 +1,210 @@
+"""Fetching image URLs from untrusted events without becoming a proxy into the private network.
+
+Every hop (the URL and each redirect) is resolved here, every address it resolves to must be public
+(or inside an explicitly allowed network), and the connection goes to the address that was checked,
+not to a second DNS answer (no rebinding). Size and time are bounded; transient failures are retried
+with backoff; permanent ones are bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from zoomguard.errors import BadInputError, UnavailableError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class ForbiddenURLError(BadInputError):
+    """A URL that points (or redirects) somewhere zoomguard must not connect to."""
+
+    kind = "forbidden_url"
+
+
+class FetchError(BadInputError):
+    """A URL that cannot give an image: 4xx, too large, too many redirects, or still failing after retries."""
+
+    kind = "fetch_failed"
+
+
+class TransientFetchError(UnavailableError):
+    """One failed attempt that may succeed later (timeout, connection reset, 5xx, 429)."""
+
+    kind = "fetch_transient"
+
+
+class FetchSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest image body accepted")
+    connect_timeout_s: float = Field(5.0, gt=0, description="TCP/TLS connect timeout")
+    total_timeout_s: float = Field(30.0, gt=0, description="deadline for one attempt, redirects included")
+    max_redirects: int = Field(5, ge=0, description="redirect hops followed (each one re-checked)")
+    attempts: int = Field(4, ge=1, description="tries for transient failures before dead-lettering")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles per attempt, with jitter")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed even though private/loopback (e.g. 10.0.0.0/8 for an internal CDN)",
+    )
+    allowed_ports: list[int] = Field(default_factory=list, description="ports besides 80/443 that may be used")
+    user_agent: str = Field("zoomguard/0.1 (+content moderation)", description="User-Agent sent")
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    host: str
+    port: int
+    address: IPAddress
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+class URLFetcher:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        client: httpx.AsyncClient | None = None,
+        resolver: Resolver = system_resolver,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self._settings = settings
+        self._allowed = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.allowed_networks]
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.total_timeout_s, connect=settings.connect_timeout_s),
+            follow_redirects=False,
+            trust_env=False,  # never route untrusted URLs through an environment proxy
+        )
+        self._resolver = resolver
+        self._sleep = sleep
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str) -> tuple[bytes, int]:
+        """(body, attempts). Retries transient failures; raises BadInputError subclasses when it gives up."""
+        attempts = self._settings.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                body = await asyncio.wait_for(self._fetch_once(url), self._settings.total_timeout_s)
+                return body, attempt
+            except (TransientFetchError, TimeoutError) as exc:
+                if attempt == attempts:
+                    raise FetchError(f"still failing after {attempts} attempts: {_describe(exc)}") from exc
+                delay = self._settings.backoff_s * (2 ** (attempt - 1))
+                await self._sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _fetch_once(self, url: str) -> bytes:
+        current = url
+        for _ in range(self._settings.max_redirects + 1):
+            target = await self._check(current)
+            try:
+                async with self._client.stream(
+                    "GET",
+                    _with_address(target),
+                    headers={"Host": _host_header(target), "User-Agent": self._settings.user_agent},
+                    extensions={"sni_hostname": target.host},
+                ) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise FetchError(f"redirect without Location from {_safe(current)}")
+                        current = urljoin(current, location)
+                        continue
+                    if response.status_code in _TRANSIENT_STATUS:
+                        raise TransientFetchError(f"HTTP {response.status_code} from {_safe(current)}")
+                    if response.status_code >= 400:
+                        raise FetchError(f"HTTP {response.status_code} from {_safe(current)}")
+                    return await self._read_bounded(response, current)
+            except httpx.TimeoutException as exc:
+                raise TransientFetchError(f"timeout fetching {_safe(current)}") from exc
+            except httpx.TransportError as exc:
+                raise TransientFetchError(f"{type(exc).__name__} fetching {_safe(current)}") from exc
+        raise FetchError(f"more than {self._settings.max_redirects} redirects from {_safe(url)}")
+
+    async def _read_bounded(self, response: httpx.Response, url: str) -> bytes:
+        limit = self._settings.max_bytes
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise FetchError(f"{_safe(url)} declares {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise FetchError(f"{_safe(url)} sent more than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _check(self, url: str) -> _Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ForbiddenURLError(f"only http and https URLs are fetched, not {parts.scheme or 'no scheme'!r}")
+        if parts.username or parts.password:
+            raise ForbiddenURLError("URLs with credentials are refused")
+        host = parts.hostname
+        if not host:
+            raise ForbiddenURLError("URL has no host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if port not in (80, 443, *self._settings.allowed_ports):
+            raise ForbiddenURLError(f"port {port} is not allowed (fetch.allowed_ports)")
+        try:
+            addresses = await self._resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise TransientFetchError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise TransientFetchError(f"{host} resolved to no address")
+        for address in addresses:
+            if not self._permitted(address):
+                raise ForbiddenURLError(f"{host} resolves to a non-public address ({address})")
+        return _Target(url=url, host=host, port=port, address=addresses[0])
+
+    def _permitted(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in network for network in self._allowed):
+            return True
+        return address.is_global and not address.is_multicast
+
+
+def _with_address(target: _Target) -> str:
+    """The URL with its host replaced by the checked address (the Host header keeps the name)."""
+    parts = urlsplit(target.url)
+    host = f"[{target.address}]" if target.address.version == 6 else str(target.address)
+    netloc = f"{host}:{target.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _host_header(target: _Target) -> str:
+    default = 443 if target.url.startswith("https") else 80
+    return target.host if target.port == default else f"{target.host}:{target.port}"
+
+
+def _safe(url: str) -> str:
+    """The URL without its query string: signed URLs carry secrets there, and they must not reach logs."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def parse_networks(cidrs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]

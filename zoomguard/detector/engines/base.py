@@ -1,0 +1,71 @@
+"""The narrow engine interface the detector talks to.
+
+Why: the ZoomIn flow is the same whether the model runs in this process (vLLM's async engine), behind
+vLLM's OpenAI-compatible servers, or is scripted in a unit test. Everything engine-specific stays behind
+`Engine.generate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from PIL import Image
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One chat turn; images come before the text, as Qwen-VL prompts put them."""
+
+    role: Role
+    text: str
+    images: tuple[Image.Image, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A structured-output chat request: the answer must follow `json_schema`."""
+
+    request_id: str
+    turns: tuple[Turn, ...]
+    json_schema: dict[str, Any]
+    max_tokens: int
+    top_logprobs: int = 10
+    temperature: float = 0.0
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token and the log-probabilities of the alternatives the engine reported for it."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: tuple[TokenLogprob, ...]
+    prompt_tokens: int
+    cached_prompt_tokens: int | None
+    finish_reason: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    """What the detector needs from a model runtime."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    async def start(self) -> None:
+        """Load or connect; raises EngineUnavailableError when that is not possible now."""
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        """Run one request; raises EngineUnavailableError on transient failure."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,178 @@
+"""vLLM's OpenAI-compatible servers as the engine: CPU workers in front of GPU model servers.
+
+Images travel as data URIs, answers are constrained with the JSON-schema response format, logprobs come
+back per token. Several endpoints: each request goes to the least busy healthy one; a failing endpoint is
+skipped for a cooldown and the request tries the next. Only when none answers is the engine unavailable.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob, Turn
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.engines.vllm_inprocess import ModelInputError
+from zoomguard.detector.images import encode_image
+from zoomguard.errors import ConfigError, EngineUnavailableError
+
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_INPUT_STATUS = {400, 413, 422}
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    in_flight: int = 0
+    down_until: float = 0.0
+
+
+class OpenAIServerEngine:
+    def __init__(self, settings: EngineSettings, client: httpx.AsyncClient | None = None):
+        if not settings.server_urls:
+            raise ConfigError("server mode needs at least one server URL (--server or engine.server_urls)")
+        self._settings = settings
+        self._endpoints = [_Endpoint(url.rstrip("/")) for url in settings.server_urls]
+        self._order = itertools.count()
+        self._client = client
+        self._owns_client = client is None
+        self._model = settings.served_model_name
+
+    @property
+    def model_name(self) -> str:
+        return self._model or self._settings.model
+
+    async def start(self) -> None:
+        if self._client is None:
+            headers = {}
+            if self._settings.api_key is not None:
+                headers["Authorization"] = f"Bearer {self._settings.api_key.get_secret_value()}"
+            self._client = httpx.AsyncClient(
+                timeout=self._settings.request_timeout_s,
+                headers=headers,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            )
+        if not self._model:
+            self._model = await self._discover_model()
+
+    async def _discover_model(self) -> str:
+        """The served model name from /v1/models (the first endpoint that answers)."""
+        for endpoint in self._endpoints:
+            try:
+                response = await self._http().get(f"{endpoint.url}/v1/models")
+                response.raise_for_status()
+                models = response.json().get("data", [])
+                if models:
+                    return str(models[0]["id"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                continue
+        raise EngineUnavailableError("no vLLM server answered /v1/models: " + ", ".join(self._urls()))
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        body = self._body(request)
+        errors: list[str] = []
+        for endpoint in self._candidates():
+            endpoint.in_flight += 1
+            try:
+                response = await self._http().post(f"{endpoint.url}/v1/chat/completions", json=body)
+            except httpx.HTTPError as exc:
+                self._mark_down(endpoint)
+                errors.append(f"{endpoint.url}: {type(exc).__name__}")
+                continue
+            finally:
+                endpoint.in_flight -= 1
+            if response.status_code in _TRANSIENT_STATUS:
+                self._mark_down(endpoint)
+                errors.append(f"{endpoint.url}: HTTP {response.status_code}")
+                continue
+            if response.status_code in _INPUT_STATUS:
+                raise ModelInputError(f"server refused the request: HTTP {response.status_code} {_detail(response)}")
+            if response.status_code >= 400:
+                raise ConfigError(f"server {endpoint.url} answered HTTP {response.status_code}: {_detail(response)}")
+            return _generation(response.json())
+        raise EngineUnavailableError("no vLLM server could answer: " + "; ".join(errors or self._urls()))
+
+    async def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+        self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise EngineUnavailableError("engine not started")
+        return self._client
+
+    def _candidates(self) -> list[_Endpoint]:
+        """Healthy endpoints, least busy first (round-robin among equals); all of them if none is healthy."""
+        now = time.monotonic()
+        start = next(self._order) % len(self._endpoints)
+        rotated = self._endpoints[start:] + self._endpoints[:start]
+        healthy = [e for e in rotated if e.down_until <= now]
+        return sorted(healthy or rotated, key=lambda e: e.in_flight)
+
+    def _mark_down(self, endpoint: _Endpoint) -> None:
+        endpoint.down_until = time.monotonic() + self._settings.endpoint_cooldown_s
+
+    def _urls(self) -> list[str]:
+        return [e.url for e in self._endpoints]
+
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.adapter or self.model_name,
+            "messages": [self._message(turn) for turn in request.turns],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "logprobs": True,
+            "top_logprobs": request.top_logprobs,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
+            },
+        }
+        return body
+
+    def _message(self, turn: Turn) -> dict[str, Any]:
+        if not turn.images:
+            return {"role": turn.role, "content": turn.text}
+        fmt = self._settings.image_encoding
+        parts: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": _data_uri(encode_image(image, fmt.upper()), fmt)}}
+            for image in turn.images
+        ]
+        parts.append({"type": "text", "text": turn.text})
+        return {"role": turn.role, "content": parts}
+
+
+def _data_uri(data: bytes, fmt: str) -> str:
+    return f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _detail(response: httpx.Response) -> str:
+    return response.text[:300]
+
+
+def _generation(payload: dict[str, Any]) -> Generation:
+    choice = payload["choices"][0]
+    usage = payload.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    tokens = tuple(
+        TokenLogprob(
+            token=item.get("token", ""),
+            logprob=float(item.get("logprob", float("-inf"))),
+            top=tuple((alt.get("token", ""), float(alt.get("logprob", float("-inf")))) for alt in item.get("top_logprobs") or []),
+        )
+        for item in content
+    )
+    return Generation(
+        text=choice["message"].get("content") or "",
+        tokens=tokens,
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        cached_prompt_tokens=details.get("cached_tokens"),
+        finish_reason=choice.get("finish_reason"),
+    )

@@ -1,0 +1,150 @@
+"""vLLM's async engine inside this process: one GPU pod runs the worker and the model together.
+
+Many `generate` calls in flight at once are batched by vLLM's scheduler; nothing here serialises them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob, Turn
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.errors import BadInputError, EngineUnavailableError
+
+
+class ModelInputError(BadInputError):
+    """The engine refused this input itself (e.g. the prompt does not fit the context)."""
+
+    kind = "model_input"
+
+
+class VllmInProcessEngine:
+    def __init__(self, settings: EngineSettings, images_per_prompt: int):
+        self._settings = settings
+        self._images_per_prompt = images_per_prompt
+        self._llm: Any = None
+        self._template_owner: Any = None
+
+    @property
+    def model_name(self) -> str:
+        return self._settings.model
+
+    def engine_args(self) -> Any:
+        """The AsyncEngineArgs this engine is built from (kept separate so it can be inspected and tested)."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        s = self._settings
+        kwargs: dict[str, Any] = {
+            "model": s.model,
+            "dtype": s.dtype,
+            "max_model_len": s.max_model_len,
+            "gpu_memory_utilization": s.gpu_memory_utilization,
+            "tensor_parallel_size": s.tensor_parallel_size,
+            "max_num_seqs": s.max_num_seqs,
+            "enforce_eager": s.enforce_eager,
+            "enable_prefix_caching": s.enable_prefix_caching,
+            "load_format": s.load_format,
+            "seed": s.seed,
+            "limit_mm_per_prompt": {"image": self._images_per_prompt},
+            "structured_outputs_config": {
+                "backend": s.structured_outputs_backend,
+                "disable_any_whitespace": True,
+            },
+        }
+        kwargs.update(s.engine_args)
+        return AsyncEngineArgs(**kwargs)
+
+    async def start(self) -> None:
+        if self._llm is not None:
+            return
+        if self._settings.cpu_kvcache_gib is not None:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._settings.cpu_kvcache_gib))
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        try:
+            self._llm = AsyncLLM.from_engine_args(self.engine_args())
+        except Exception as exc:  # a failed load is an availability problem, reported with its cause
+            raise EngineUnavailableError(f"vLLM engine failed to start: {exc}") from exc
+        self._template_owner = _template_owner(self._llm.get_tokenizer(), self._settings.model)
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        if self._llm is None:
+            raise EngineUnavailableError("engine not started")
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        prompt = self._template_owner.apply_chat_template(
+            _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
+        )
+        images = [image for turn in request.turns for image in turn.images]
+        params = SamplingParams(
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            logprobs=request.top_logprobs,
+            structured_outputs=StructuredOutputsParams(json=request.json_schema),
+        )
+        inputs: dict[str, Any] = {"prompt": prompt}
+        if images:
+            inputs["multi_modal_data"] = {"image": images}
+        final = None
+        try:
+            async for output in self._llm.generate(inputs, params, request.request_id):
+                final = output
+        except EngineDeadError as exc:
+            raise EngineUnavailableError(f"vLLM engine died: {exc}") from exc
+        except ValueError as exc:  # vLLM's input validation: this input can never run on this engine
+            raise ModelInputError(str(exc)) from exc
+        if final is None or not final.outputs:
+            raise EngineUnavailableError("vLLM returned no output")
+        completion = final.outputs[0]
+        return Generation(
+            text=completion.text,
+            tokens=_tokens(completion),
+            prompt_tokens=len(final.prompt_token_ids or ()),
+            cached_prompt_tokens=final.num_cached_tokens,
+            finish_reason=completion.finish_reason,
+        )
+
+    async def close(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+
+def _template_owner(tokenizer: Any, model: str) -> Any:
+    """The tokenizer when it carries the chat template, else the model's processor (VL checkpoints keep it there)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(model)
+
+
+def _chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        if turn.role == "assistant" or not turn.images:
+            messages.append({"role": turn.role, "content": turn.text})
+            continue
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in turn.images]
+        content.append({"type": "text", "text": turn.text})
+        messages.append({"role": turn.role, "content": content})
+    return messages
+
+
+def _tokens(completion: Any) -> tuple[TokenLogprob, ...]:
+    if not completion.logprobs:
+        return ()
+    tokens = []
+    for token_id, alternatives in zip(completion.token_ids, completion.logprobs, strict=False):
+        chosen = alternatives.get(token_id)
+        tokens.append(
+            TokenLogprob(
+                token=(chosen.decoded_token or "") if chosen else "",
+                logprob=chosen.logprob if chosen else float("-inf"),
+                top=tuple((alt.decoded_token or "", alt.logprob) for alt in alternatives.values()),
+            )
+        )
+    return tuple(tokens)

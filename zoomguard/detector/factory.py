@@ -1,0 +1,67 @@
+"""Build an engine and a detector from settings: the one place that wires the detector together."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from zoomguard.config import Settings
+from zoomguard.detector.engines.base import Engine
+from zoomguard.detector.engines.openai_server import OpenAIServerEngine
+from zoomguard.detector.engines.vllm_inprocess import VllmInProcessEngine
+from zoomguard.detector.families import ModelFamily, resolve_family
+from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.errors import ConfigError
+from zoomguard.schemas.detection import ModelInfo
+
+# Tokens a prompt needs beside its images: chat scaffolding, both instructions, Query 1's answer.
+_TEXT_TOKEN_MARGIN = 512
+
+
+def build_engine(settings: Settings) -> Engine:
+    engine = settings.engine
+    if not engine.model and engine.mode == "in_process":
+        raise ConfigError("no model: pass --model DIR_OR_NAME (or set engine.model / ZOOMGUARD_ENGINE__MODEL)")
+    if engine.mode == "server":
+        return OpenAIServerEngine(engine)
+    check_context_fits(settings)
+    return VllmInProcessEngine(engine, images_per_prompt=1 + settings.detector.crops.max_crops)
+
+
+def check_context_fits(settings: Settings) -> None:
+    """Refuse settings whose worst-case Query 2 cannot fit the context, before any image fails on it."""
+    det = settings.detector
+    image_tokens = (1 + det.crops.max_crops) * (det.max_pixels // (28 * 28))
+    needed = image_tokens + det.locate_max_tokens + det.examine_max_tokens + _TEXT_TOKEN_MARGIN
+    if needed > settings.engine.max_model_len:
+        raise ConfigError(
+            f"engine.max_model_len={settings.engine.max_model_len} is too small for up to "
+            f"{1 + det.crops.max_crops} images of {det.max_pixels} pixels plus both answers (~{needed} tokens): "
+            "raise max_model_len, or lower detector.max_pixels or detector.crops.max_crops"
+        )
+
+
+def build_detector(settings: Settings, engine: Engine) -> ZoomInDetector:
+    family = resolve_family(settings.engine.model or engine.model_name, settings.detector.model_family)
+    return ZoomInDetector(engine, settings.detector, family, model_info(settings, engine, family))
+
+
+def model_info(settings: Settings, engine: Engine, family: ModelFamily) -> ModelInfo:
+    name = settings.engine.model or engine.model_name
+    version = settings.engine.model_version or checkpoint_version(name)
+    return ModelInfo(name=name, version=version, family=family.name)
+
+
+def checkpoint_version(model: str) -> str:
+    """A stable short id for a local checkpoint (config + weight file names and sizes); the name otherwise."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    if config.is_file():
+        digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+    for weights in sorted(path.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return "sha256:" + digest.hexdigest()[:12]

@@ -1,0 +1,44 @@
+"""Detector settings: one frozen model, every field documented (the README's reference is built from it)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from zoomguard.detector.crops import CropSettings
+from zoomguard.detector.images import ImageLimits
+
+
+class DetectorSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_family: str = Field("auto", description="qwen2_5_vl, qwen2_vl, qwen3_vl, or auto (from config.json / name)")
+    min_pixels: int = Field(56 * 56, ge=28 * 28, description="smallest model-sized image (pixels)")
+    max_pixels: int = Field(
+        28 * 28 * 1280, ge=28 * 28, description="largest model-sized image; bounds image tokens per query"
+    )
+    max_regions: int = Field(6, ge=0, le=32, description="regions Query 1 may propose (schema maxItems)")
+    no_region_policy: Literal["examine_full_image", "skip"] = Field(
+        "examine_full_image",
+        description="when Query 1 proposes no region: run Query 2 on the full image, or keep Query 1's verdict",
+    )
+    ai_threshold: float = Field(0.8, ge=0.0, le=1.0, description="p_ai at or above: ai_generated")
+    real_threshold: float = Field(0.2, ge=0.0, le=1.0, description="p_ai at or below: real; between: uncertain")
+    locate_max_tokens: int = Field(768, ge=32, description="generation cap for Query 1")
+    examine_max_tokens: int = Field(512, ge=32, description="generation cap for Query 2")
+    explanation_max_chars: int = Field(600, ge=16, description="schema maxLength of explanations")
+    finding_max_chars: int = Field(120, ge=8, description="schema maxLength of a region's finding")
+    top_logprobs: int = Field(10, ge=2, le=20, description="alternatives per token used for p_ai")
+    crops: CropSettings = Field(default_factory=CropSettings, description="crop geometry (see crops.py)")
+    limits: ImageLimits = Field(default_factory=ImageLimits, description="byte / pixel limits for inputs")
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> DetectorSettings:
+        if not self.real_threshold < self.ai_threshold:
+            raise ValueError(
+                f"real_threshold ({self.real_threshold}) must be below ai_threshold ({self.ai_threshold})"
+            )
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("min_pixels must not exceed max_pixels")
+        return self

@@ -1,0 +1,235 @@
+"""The two-stage ZoomIn flow: locate (Query 1), crop and zoom, examine (Query 2), decide.
+
+Query 2 is the second turn of Query 1's conversation, so its prompt starts with Query 1's prompt token
+for token (image included) and the engine's prefix cache serves it instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs
+from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
+from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
+from zoomguard.detector.families import ModelFamily
+from zoomguard.detector.geometry import Box, sanitize_boxes
+from zoomguard.detector.images import DecodedImage, decode_image
+from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
+from zoomguard.detector.prompts import examine_prompt, locate_prompt
+from zoomguard.detector.settings import DetectorSettings
+from zoomguard.schemas.answers import ExamineAnswer, LocateAnswer, response_schema
+from zoomguard.schemas.detection import (
+    Decision,
+    Detection,
+    FirstPass,
+    ImageInfo,
+    ModelInfo,
+    Region,
+    Timings,
+    UncertainReason,
+    Usage,
+)
+
+
+_PARSE_REGION_CAP = 64
+
+
+@dataclass(frozen=True)
+class _Located:
+    generation: Generation
+    parsed: ParsedAnswer
+    p_ai: float | None
+    regions: tuple[tuple[Box, str], ...]  # sanitised, original pixels, with findings
+
+
+@dataclass(frozen=True)
+class _Examined:
+    generation: Generation
+    parsed: ParsedAnswer
+    p_ai: float | None
+
+
+class ZoomInDetector:
+    """Runs ZoomIn on one image at a time; call it concurrently and the engine batches the requests."""
+
+    def __init__(self, engine: Engine, settings: DetectorSettings, family: ModelFamily, model: ModelInfo):
+        self._engine = engine
+        self._settings = settings
+        self._family = family
+        self._model = model
+        self._thresholds = Thresholds(ai_at=settings.ai_threshold, real_at=settings.real_threshold)
+        schema_caps = {
+            "max_regions": settings.max_regions,
+            "explanation_max_chars": settings.explanation_max_chars,
+            "finding_max_chars": settings.finding_max_chars,
+        }
+        self._locate_schema = response_schema(LocateAnswer, **schema_caps)
+        self._examine_schema = response_schema(ExamineAnswer, **schema_caps)
+
+    @property
+    def model(self) -> ModelInfo:
+        return self._model
+
+    async def detect_bytes(self, data: bytes, *, request_id: str) -> Detection:
+        """Decode (off the event loop: large images take tens of ms) and detect."""
+        started = time.perf_counter()
+        decoded = await asyncio.to_thread(decode_image, data, self._settings.limits)
+        return await self.detect_image(decoded, request_id=request_id, started=started)
+
+    async def detect_image(
+        self, decoded: DecodedImage, *, request_id: str, started: float | None = None
+    ) -> Detection:
+        started = time.perf_counter() if started is None else started
+        decode_ms = _ms_since(started)
+        size = (decoded.width, decoded.height)
+        model_size = self._family.model_size(*size, self._settings.min_pixels, self._settings.max_pixels)
+        model_image = await asyncio.to_thread(_resize, decoded.image, model_size)
+        first_turn = Turn(
+            "user",
+            locate_prompt(self._family.coordinate_instruction(model_size), self._settings.max_regions),
+            (model_image,),
+        )
+
+        mark = time.perf_counter()
+        located = await self._locate(first_turn, model_size, size, request_id)
+        locate_ms = _ms_since(mark)
+
+        mark = time.perf_counter()
+        boxes = [box for box, _ in located.regions]
+        plans = plan_crops(boxes, decoded.width, decoded.height, self._settings.crops)
+        crops = await asyncio.to_thread(self._cut, decoded.image, plans) if plans else []
+        crop_ms = _ms_since(mark)
+
+        examined: _Examined | None = None
+        mark = time.perf_counter()
+        if plans or self._settings.no_region_policy == "examine_full_image":
+            findings = [located.regions[plan.region_index][1] for plan in plans]
+            examined = await self._examine(first_turn, located.generation, findings, crops, request_id)
+        examine_ms = _ms_since(mark) if examined else 0.0
+
+        decision, p_ai, reason, explanation = self._decide(located, examined)
+        return Detection(
+            decision=decision,
+            p_ai=None if p_ai is None else round(p_ai, 6),
+            reason=reason,
+            regions=[
+                Region(box=box.rounded(), box_norm=box.normalised(*size), finding=finding)
+                for box, finding in located.regions
+            ],
+            explanation=explanation,
+            first_pass=FirstPass(
+                verdict=located.parsed.verdict,
+                explanation=located.parsed.explanation,
+                p_ai=None if located.p_ai is None else round(located.p_ai, 6),
+            ),
+            examined=examined is not None,
+            model=self._model,
+            image=ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format),
+            timings_ms=Timings(
+                decode_ms=decode_ms,
+                locate_ms=locate_ms,
+                crop_ms=crop_ms,
+                examine_ms=examine_ms,
+                total_ms=_ms_since(started),
+            ),
+            usage=Usage(
+                locate_prompt_tokens=located.generation.prompt_tokens,
+                examine_prompt_tokens=examined.generation.prompt_tokens if examined else 0,
+                examine_cached_tokens=examined.generation.cached_prompt_tokens if examined else None,
+            ),
+        )
+
+    async def _locate(
+        self, first_turn: Turn, model_size: tuple[int, int], size: tuple[int, int], request_id: str
+    ) -> _Located:
+        generation = await self._engine.generate(
+            GenerationRequest(
+                request_id=f"{request_id}:locate",
+                turns=(first_turn,),
+                json_schema=self._locate_schema,
+                max_tokens=self._settings.locate_max_tokens,
+                top_logprobs=self._settings.top_logprobs,
+            )
+        )
+        # The grammar caps regions at max_regions; the parser's own cap only guards servers without one.
+        # The configured cap applies after sanitising, so a degenerate box does not crowd out a good one.
+        parsed = parse_answer(generation.text, with_regions=True, max_regions=_PARSE_REGION_CAP)
+        p_ai = p_ai_from_logprobs(generation.tokens) if parsed.ok else None
+        return _Located(generation, parsed, p_ai, self._to_original(parsed.regions, model_size, size))
+
+    async def _examine(
+        self,
+        first_turn: Turn,
+        located: Generation,
+        findings: list[str],
+        crops: list[Image.Image],
+        request_id: str,
+    ) -> _Examined:
+        generation = await self._engine.generate(
+            GenerationRequest(
+                request_id=f"{request_id}:examine",
+                turns=(
+                    first_turn,
+                    Turn("assistant", located.text),
+                    Turn("user", examine_prompt(findings), tuple(crops)),
+                ),
+                json_schema=self._examine_schema,
+                max_tokens=self._settings.examine_max_tokens,
+                top_logprobs=self._settings.top_logprobs,
+            )
+        )
+        parsed = parse_answer(generation.text, with_regions=False)
+        p_ai = p_ai_from_logprobs(generation.tokens) if parsed.ok else None
+        return _Examined(generation, parsed, p_ai)
+
+    def _to_original(
+        self, regions: tuple[RawRegion, ...], model_size: tuple[int, int], size: tuple[int, int]
+    ) -> tuple[tuple[Box, str], ...]:
+        """Model-space boxes -> clamped, non-degenerate original-pixel boxes, capped in number."""
+        kept: list[tuple[Box, str]] = []
+        for region in regions:
+            mapped = self._family.to_original(region.box, model_size, size)
+            boxes = sanitize_boxes([mapped], size[0], size[1], max_boxes=1)
+            if boxes and len(kept) < self._settings.max_regions:
+                kept.append((boxes[0], region.finding))
+        return tuple(kept)
+
+    def _cut(self, image: Image.Image, plans: list[CropPlan]) -> list[Image.Image]:
+        """Cut and zoom the crops, then snap each to a size the model takes without resizing again."""
+        crops = cut_crops(image, plans)
+        return [
+            _resize(crop, self._family.model_size(*crop.size, self._settings.min_pixels, self._settings.max_pixels))
+            for crop in crops
+        ]
+
+    def _decide(
+        self, located: _Located, examined: _Examined | None
+    ) -> tuple[Decision, float | None, UncertainReason | None, str]:
+        """The final answer wins when Query 2 ran; otherwise Query 1's verdict stands."""
+        if examined is None:
+            if not located.parsed.ok:
+                return "uncertain", None, "unparseable_locate", located.parsed.explanation
+            return self._by_confidence(located.p_ai, located.parsed.explanation)
+        if not examined.parsed.ok:
+            return "uncertain", None, "unparseable_examine", examined.parsed.explanation
+        return self._by_confidence(examined.p_ai, examined.parsed.explanation)
+
+    def _by_confidence(
+        self, p_ai: float | None, explanation: str
+    ) -> tuple[Decision, float | None, UncertainReason | None, str]:
+        decision = self._thresholds.decide(p_ai)
+        if decision != "uncertain":
+            return decision, p_ai, None, explanation
+        return decision, p_ai, ("no_confidence" if p_ai is None else "low_confidence"), explanation
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def _ms_since(mark: float) -> float:
+    return round((time.perf_counter() - mark) * 1000.0, 3)

@@ -1,0 +1,66 @@
+"""Generated sample images for the demo, tests and benchmarks: no downloads, deterministic per seed."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+_FORMATS = (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"))
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes
+    format: str
+
+
+def make_image(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A scene of gradients, shapes and text: enough structure for a model to propose regions on."""
+    rng = random.Random(seed)
+    width, height = size
+    top = tuple(rng.randrange(256) for _ in range(3))
+    bottom = tuple(rng.randrange(256) for _ in range(3))
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        t = y / max(1, height - 1)
+        draw.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    for _ in range(rng.randint(3, 8)):
+        x1, y1 = rng.randrange(width), rng.randrange(height)
+        x2, y2 = x1 + rng.randint(10, width // 3), y1 + rng.randint(10, height // 3)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        shape = rng.choice(("rectangle", "ellipse"))
+        getattr(draw, shape)((x1, y1, x2, y2), fill=colour, outline=(0, 0, 0))
+    draw.text((rng.randrange(width // 2), rng.randrange(height // 2)), f"SAMPLE {seed}", fill=(255, 255, 255))
+    return image
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
+    return buffer.getvalue()
+
+
+def make_samples(count: int, seed: int = 0, size: tuple[int, int] = (640, 480)) -> list[Sample]:
+    """`count` images cycling through JPEG, PNG and WebP."""
+    samples = []
+    for index in range(count):
+        fmt, ext = _FORMATS[index % len(_FORMATS)]
+        samples.append(Sample(f"sample-{seed}-{index:03d}.{ext}", encode(make_image(seed + index, size), fmt), fmt))
+    return samples
+
+
+def write_samples(out_dir: str | Path, count: int, seed: int = 0, size: tuple[int, int] = (640, 480)) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for sample in make_samples(count, seed, size):
+        path = out / sample.name
+        path.write_bytes(sample.data)
+        paths.append(path)
+    return paths

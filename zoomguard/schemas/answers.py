@@ -1,0 +1,90 @@
+"""The model's two answers, defined once: used for constrained decoding, parsing and rewards.
+
+Why pydantic: the JSON schema handed to the engine's structured-output backend is generated from the
+same models the parser validates against, so the grammar and the parser cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Verdict = Literal["real", "ai_generated"]
+VERDICTS: tuple[Verdict, ...] = ("real", "ai_generated")
+
+
+class RegionAnswer(BaseModel):
+    """One suspicious region; `bbox_2d` is Qwen2.5-VL's own grounding key and box order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bbox_2d: list[int] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2")
+    finding: str = Field(description="what looks generated in this region")
+
+
+class LocateAnswer(BaseModel):
+    """Query 1: preliminary explanation, then regions, then a first verdict (the paper's order)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    explanation: str
+    regions: list[RegionAnswer]
+    verdict: Verdict
+
+
+class ExamineAnswer(BaseModel):
+    """Query 2: the corrected explanation and the final verdict after looking at the crops."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    explanation: str
+    verdict: Verdict
+
+
+def response_schema(
+    model: type[BaseModel], *, max_regions: int, explanation_max_chars: int, finding_max_chars: int
+) -> dict[str, Any]:
+    """A self-contained JSON schema (no $ref) with the configured length caps applied.
+
+    The caps bound generation length: without them a weak model can fill a string until max_tokens and
+    the answer never closes.
+    """
+    schema = _inline_refs(model.model_json_schema())
+    props = schema["properties"]
+    props["explanation"]["maxLength"] = explanation_max_chars
+    if "regions" in props:
+        props["regions"]["maxItems"] = max_regions
+        props["regions"]["items"]["properties"]["finding"]["maxLength"] = finding_max_chars
+    return _strip_titles(schema)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].rsplit("/", 1)[-1]
+                return resolve(copy.deepcopy(defs[name]))
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _strip_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        # Annotations only (string values); a property that happens to be named "title" is a dict and stays.
+        return {
+            k: _strip_titles(v)
+            for k, v in node.items()
+            if not (k in ("title", "description") and isinstance(v, str))
+        }
+    if isinstance(node, list):
+        return [_strip_titles(item) for item in node]
+    return node

@@ -1,0 +1,81 @@
+"""The detector's result: what `zoomguard detect` prints and every VerdictEvent carries."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zoomguard.schemas.answers import Verdict
+
+SCHEMA_VERSION = 1
+
+Decision = Literal["ai_generated", "real", "uncertain"]
+UncertainReason = Literal["low_confidence", "unparseable_locate", "unparseable_examine", "no_confidence"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Region(_Frozen):
+    box: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in original-image pixels")
+    box_norm: tuple[float, float, float, float] = Field(description="the same box as fractions 0-1")
+    finding: str
+
+
+class FirstPass(_Frozen):
+    """Query 1's own verdict: kept so reviewers and training can see what the zoom changed."""
+
+    verdict: Verdict | None
+    explanation: str
+    p_ai: float | None
+
+
+class ModelInfo(_Frozen):
+    name: str
+    version: str
+    family: str
+
+
+class ImageInfo(_Frozen):
+    sha256: str
+    width: int
+    height: int
+    format: str
+
+
+class Timings(_Frozen):
+    decode_ms: float = 0.0
+    locate_ms: float = 0.0
+    crop_ms: float = 0.0
+    examine_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class Usage(_Frozen):
+    """Token counts; examine_cached_tokens shows how much of Query 1 the prefix cache served."""
+
+    locate_prompt_tokens: int = 0
+    examine_prompt_tokens: int = 0
+    examine_cached_tokens: int | None = None
+
+
+class Detection(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    decision: Decision
+    p_ai: float | None = Field(description="P(ai_generated) from the final verdict's token logprobs")
+    reason: UncertainReason | None = Field(description="why the decision is uncertain; null otherwise")
+    regions: list[Region]
+    explanation: str
+    first_pass: FirstPass
+    examined: bool = Field(description="whether Query 2 ran")
+    model: ModelInfo
+    image: ImageInfo
+    timings_ms: Timings
+    usage: Usage
+
+
+class ErrorInfo(_Frozen):
+    kind: str
+    message: str
