@@ -57,7 +57,9 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise UnavailableError(f"broker exited with status {self._process.returncode} (port {self.port} taken?)")
+                raise UnavailableError(
+                    f"broker exited with status {self._process.returncode} (port {self.port} taken?)"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return

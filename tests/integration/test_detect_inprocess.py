@@ -62,3 +62,22 @@ def test_the_same_image_gives_the_same_answer(loop: LoopThread, inprocess_detect
     assert first.decision == second.decision
     assert first.p_ai == second.p_ai
     assert first.regions == second.regions
+
+
+def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) -> None:  # type: ignore[no-untyped-def]
+    """With at least one region required, Query 2 gets zoomed crops as extra images in the real engine."""
+    from tests.conftest import tiny_settings
+    from zoomguard.detector.factory import build_detector
+
+    settings = tiny_settings(str(tiny_model))
+    forced = settings.model_copy(update={"detector": settings.detector.model_copy(update={"min_regions": 1})})
+    detector = build_detector(forced, inprocess_engine)
+    samples = make_samples(8, seed=500, size=(640, 480))
+    detections = _detect_batch(loop, detector, [s.data for s in samples])
+    assert all(len(d.regions) <= forced.detector.max_regions for d in detections)
+    with_crops = [d for d in detections if d.crops]
+    assert with_crops, "no detection produced a usable region from 8 images"
+    for detection in with_crops:
+        assert detection.crops <= forced.detector.crops.max_crops
+        # each crop adds its image tokens to Query 2's prompt
+        assert detection.usage.examine_prompt_tokens > detection.usage.locate_prompt_tokens + 16 * detection.crops

@@ -11,9 +11,7 @@ from zoomguard.detector.engines.base import TokenLogprob
 
 
 def _tokens(pieces: list[str], at: int, top: list[tuple[str, float]]) -> list[TokenLogprob]:
-    return [
-        TokenLogprob(p, dict(top).get(p, 0.0), tuple(top) if i == at else ()) for i, p in enumerate(pieces)
-    ]
+    return [TokenLogprob(p, dict(top).get(p, 0.0), tuple(top) if i == at else ()) for i, p in enumerate(pieces)]
 
 
 def test_renormalises_over_the_two_labels() -> None:
@@ -25,15 +23,26 @@ def test_renormalises_over_the_two_labels() -> None:
 def test_sums_every_token_that_starts_a_label() -> None:
     # grammar-masked alternatives as vLLM reports them: "a"/"ai" start ai_generated, "r"/"re"/"real" start real
     pieces = ['{"verdict":"', "a", "i_generated", '"}']
-    top = [("a", math.log(0.3)), ("ai", math.log(0.1)), ("r", math.log(0.3)), ("re", math.log(0.2)),
-           ("real", math.log(0.1)), ("<|im_end|>", float("-inf"))]
+    top = [
+        ("a", math.log(0.3)),
+        ("ai", math.log(0.1)),
+        ("r", math.log(0.3)),
+        ("re", math.log(0.2)),
+        ("real", math.log(0.1)),
+        ("<|im_end|>", float("-inf")),
+    ]
     assert p_ai_from_logprobs(_tokens(pieces, 1, top)) == pytest.approx(0.4)
 
 
 def test_token_that_includes_the_opening_quote() -> None:
     # the value's first token also carries the quote: alternatives must share that prefix
     pieces = ['{"verdict":', ' "real', '"}']
-    top = [(' "real', math.log(0.5)), (' "ai', math.log(0.25)), (' "', math.log(0.25)), ("real", math.log(0.9))]
+    top = [
+        (' "real', math.log(0.5)),
+        (' "ai', math.log(0.25)),
+        (' "', math.log(0.25)),
+        ("real", math.log(0.9)),
+    ]
     assert p_ai_from_logprobs(_tokens(pieces, 1, top)) == pytest.approx(1 / 3)
 
 
@@ -44,14 +53,21 @@ def test_uses_the_last_verdict_in_the_answer() -> None:
 
 
 def test_chosen_token_counts_even_if_missing_from_top() -> None:
-    tokens = [TokenLogprob('{"verdict": "', 0.0), TokenLogprob("real", math.log(0.5), (("ai", math.log(0.25)),))]
+    tokens = [
+        TokenLogprob('{"verdict": "', 0.0),
+        TokenLogprob("real", math.log(0.5), (("ai", math.log(0.25)),)),
+    ]
     assert p_ai_from_logprobs(tokens) == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize(
     "tokens",
-    [[], [TokenLogprob('{"explanation": "x"}', 0.0)], [TokenLogprob('{"verdict": "', 0.0)],
-     [TokenLogprob('{"verdict": "', 0.0), TokenLogprob("zz", 0.0, (("zz", 0.0),))]],
+    [
+        [],
+        [TokenLogprob('{"explanation": "x"}', 0.0)],
+        [TokenLogprob('{"verdict": "', 0.0)],
+        [TokenLogprob('{"verdict": "', 0.0), TokenLogprob("zz", 0.0, (("zz", 0.0),))],
+    ],
 )
 def test_none_when_no_verdict_probability(tokens: list[TokenLogprob]) -> None:
     assert p_ai_from_logprobs(tokens) is None
@@ -59,8 +75,16 @@ def test_none_when_no_verdict_probability(tokens: list[TokenLogprob]) -> None:
 
 @pytest.mark.parametrize(
     ("p_ai", "decision"),
-    [(0.95, "ai_generated"), (0.8, "ai_generated"), (0.79, "uncertain"), (0.5, "uncertain"),
-     (0.21, "uncertain"), (0.2, "real"), (0.0, "real"), (None, "uncertain")],
+    [
+        (0.95, "ai_generated"),
+        (0.8, "ai_generated"),
+        (0.79, "uncertain"),
+        (0.5, "uncertain"),
+        (0.21, "uncertain"),
+        (0.2, "real"),
+        (0.0, "real"),
+        (None, "uncertain"),
+    ],
 )
 def test_thresholds(p_ai: float | None, decision: str) -> None:
     assert Thresholds(ai_at=0.8, real_at=0.2).decide(p_ai) == decision

@@ -30,9 +30,11 @@ def test_precedence_file_env_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("env", "match"),
-    [({"ZOOMGUARD_DETECTOR__AI_THRESHOLD": "0.1"}, "real_threshold"),
-     ({"ZOOMGUARD_DETECTOR__MAX_REGIONS": "many"}, "detector.max_regions"),
-     ({"ZOOMGUARD_ENGINE__NOPE": "1"}, "engine.nope")],
+    [
+        ({"ZOOMGUARD_DETECTOR__AI_THRESHOLD": "0.1"}, "real_threshold"),
+        ({"ZOOMGUARD_DETECTOR__MAX_REGIONS": "many"}, "detector.max_regions"),
+        ({"ZOOMGUARD_ENGINE__NOPE": "1"}, "engine.nope"),
+    ],
 )
 def test_invalid_settings_name_the_key(env: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -44,8 +44,11 @@ def test_coordinate_instruction_names_the_space() -> None:
 
 @pytest.mark.parametrize(
     ("model", "family"),
-    [("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"), ("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl"),
-     ("Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl")],
+    [
+        ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"),
+        ("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl"),
+        ("Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl"),
+    ],
 )
 def test_family_from_name(model: str, family: str) -> None:
     assert resolve_family(model).name == family

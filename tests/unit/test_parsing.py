@@ -29,7 +29,13 @@ def test_regions_ignored_for_examine_answers() -> None:
     ("text", "verdict", "explanation", "n_regions", "repaired"),
     [
         # truncated inside a region: the complete region survives, verdict missing
-        ('{"explanation": "x", "regions": [{"bbox_2d": [1, 2, 3, 4], "finding": "a"}, {"bbox_2d": [5, 6', None, "x", 1, True),
+        (
+            '{"explanation": "x", "regions": [{"bbox_2d": [1, 2, 3, 4], "finding": "a"}, {"bbox_2d": [5, 6',
+            None,
+            "x",
+            1,
+            True,
+        ),
         # truncated inside the explanation string
         ('{"explanation": "the shadow is wro', None, "the shadow is wro", 0, True),
         # truncated after a dangling key
@@ -42,9 +48,7 @@ def test_regions_ignored_for_examine_answers() -> None:
         ('{"reasoning": "r", "boxes": [[1, 1, 9, 9]], "label": "fake"}', "ai_generated", "r", 1, False),
     ],
 )
-def test_partial_answers(
-    text: str, verdict: str | None, explanation: str, n_regions: int, repaired: bool
-) -> None:
+def test_partial_answers(text: str, verdict: str | None, explanation: str, n_regions: int, repaired: bool) -> None:
     parsed = parse_answer(text, with_regions=True)
     assert parsed.verdict == verdict
     assert parsed.ok is (verdict is not None)
@@ -73,7 +77,9 @@ def test_garbage_is_a_result_not_an_exception(text: str) -> None:
     ],
 )
 def test_malformed_regions_are_dropped_and_counted(region: str) -> None:
-    text = f'{{"explanation": "", "regions": [{region}, {{"bbox_2d": [1, 1, 8, 8], "finding": "ok"}}], "verdict": "real"}}'
+    text = (
+        f'{{"explanation": "", "regions": [{region}, {{"bbox_2d": [1, 1, 8, 8], "finding": "ok"}}], "verdict": "real"}}'
+    )
     parsed = parse_answer(text, with_regions=True)
     assert [r.finding for r in parsed.regions] == ["ok"]
     assert parsed.dropped_regions == 1
@@ -81,16 +87,40 @@ def test_malformed_regions_are_dropped_and_counted(region: str) -> None:
 
 def test_region_cap() -> None:
     regions = ", ".join(f'{{"bbox_2d": [{i}, {i}, {i + 10}, {i + 10}], "finding": "r{i}"}}' for i in range(9))
-    parsed = parse_answer(f'{{"explanation": "", "regions": [{regions}], "verdict": "real"}}', with_regions=True, max_regions=3)
+    parsed = parse_answer(
+        f'{{"explanation": "", "regions": [{regions}], "verdict": "real"}}', with_regions=True, max_regions=3
+    )
     assert [r.finding for r in parsed.regions] == ["r0", "r1", "r2"]
     assert parsed.dropped_regions == 6
 
 
 @pytest.mark.parametrize(
     ("word", "verdict"),
-    [("ai_generated", "ai_generated"), ("AI-generated", "ai_generated"), ("AI generated", "ai_generated"),
-     ("Fake", "ai_generated"), ("synthetic", "ai_generated"), ("REAL", "real"), (" authentic ", "real"),
-     ("maybe", None), ("", None), (None, None), (1, None)],
+    [
+        ("ai_generated", "ai_generated"),
+        ("AI-generated", "ai_generated"),
+        ("AI generated", "ai_generated"),
+        ("Fake", "ai_generated"),
+        ("synthetic", "ai_generated"),
+        ("REAL", "real"),
+        (" authentic ", "real"),
+        ("maybe", None),
+        ("", None),
+        (None, None),
+        (1, None),
+    ],
 )
 def test_verdict_spellings(word: object, verdict: str | None) -> None:
     assert normalise_verdict(word) == verdict
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1" * 400, "9" * 5000, "-" + "1" * 400, "1e400"],
+    ids=["huge-int", "past-digit-limit", "huge-negative", "float-overflow"],
+)
+def test_absurd_numbers_from_weak_models_are_dropped_not_crashing(number: str) -> None:
+    text = f'{{"explanation": "", "regions": [{{"bbox_2d": [{number}, 1, 2, 3], "finding": "x"}}], "verdict": "real"}}'
+    parsed = parse_answer(text, with_regions=True)
+    assert parsed.regions == ()
+    assert parsed.verdict == "real"  # the rest of the answer survives

@@ -68,8 +68,13 @@ def test_untrusted_boxes_are_clamped_dropped_and_capped() -> None:
 
     def script(request: GenerationRequest) -> tuple[str, float]:
         if _is_locate(request):
-            regions = [([-50, -50, 10_000, 10_000], "everything"), ([5, 5, 5, 90], "degenerate"),
-                       ([100, 100, 50, 50], "reversed"), ([1, 1, 30, 30], "small"), ([2, 2, 40, 40], "over cap")]
+            regions = [
+                ([-50, -50, 10_000, 10_000], "everything"),
+                ([5, 5, 5, 90], "degenerate"),
+                ([100, 100, 50, 50], "reversed"),
+                ([1, 1, 30, 30], "small"),
+                ([2, 2, 40, 40], "over cap"),
+            ]
             return _answer("real", regions), 0.5
         return _answer("real"), 0.1
 
@@ -82,7 +87,9 @@ def test_untrusted_boxes_are_clamped_dropped_and_capped() -> None:
     assert len(engine.requests[1].turns[2].images) == 1
 
 
-@pytest.mark.parametrize(("policy", "queries", "decision"), [("skip", 1, "ai_generated"), ("examine_full_image", 2, "real")])
+@pytest.mark.parametrize(
+    ("policy", "queries", "decision"), [("skip", 1, "ai_generated"), ("examine_full_image", 2, "real")]
+)
 def test_no_region_policy(policy: str, queries: int, decision: str) -> None:
     def script(request: GenerationRequest) -> tuple[str, float]:
         return (_answer("ai_generated", []), 0.95) if _is_locate(request) else (_answer("real"), 0.05)
@@ -118,7 +125,10 @@ def test_unparseable_locate_with_skip_policy() -> None:
     assert (detection.decision, detection.reason, detection.p_ai) == ("uncertain", "unparseable_locate", None)
 
 
-@pytest.mark.parametrize(("p_ai", "decision", "reason"), [(0.5, "uncertain", "low_confidence"), (None, "uncertain", "no_confidence")])
+@pytest.mark.parametrize(
+    ("p_ai", "decision", "reason"),
+    [(0.5, "uncertain", "low_confidence"), (None, "uncertain", "no_confidence")],
+)
 def test_uncertain_reasons(p_ai: float | None, decision: str, reason: str) -> None:
     def script(request: GenerationRequest) -> object:
         text = _answer("real", []) if _is_locate(request) else _answer("real")
@@ -135,4 +145,6 @@ def test_answer_schemas_are_sent_with_caps() -> None:
     assert locate_schema["properties"]["regions"]["maxItems"] == 3
     assert locate_schema["properties"]["explanation"]["maxLength"] == 99
     assert list(locate_schema["properties"]) == ["explanation", "regions", "verdict"]
+    coordinate = locate_schema["properties"]["regions"]["items"]["properties"]["bbox_2d"]["items"]
+    assert coordinate["minimum"] == 0 and coordinate["maximum"] >= 1000
     assert "regions" not in engine.requests[1].json_schema["properties"]

@@ -89,9 +89,7 @@ async def _detect_all(
     return [done[i] for i in range(len(paths))]
 
 
-async def _detect_one(
-    detector: ZoomInDetector, path: str, index: int, annotate_dir: Path | None
-) -> DetectOutcome:
+async def _detect_one(detector: ZoomInDetector, path: str, index: int, annotate_dir: Path | None) -> DetectOutcome:
     try:
         data = await asyncio.to_thread(Path(path).read_bytes)
     except OSError as exc:

@@ -57,7 +57,7 @@ def plan_crops(boxes: Sequence[Box], width: int, height: int, settings: CropSett
     limit = settings.max_area_fraction * width * height
     candidates = [(i, box) for i, box in enumerate(boxes) if box.area <= limit and box.area > 0]
     merged, sources = merge_with_sources([box for _, box in candidates], settings.merge_iou)
-    plans = []
+    plans: list[CropPlan] = []
     for box, source in zip(merged, sources, strict=True):
         if len(plans) >= settings.max_crops:
             break
@@ -68,9 +68,7 @@ def plan_crops(boxes: Sequence[Box], width: int, height: int, settings: CropSett
 
 def cut_crops(image: Image.Image, plans: Sequence[CropPlan]) -> list[Image.Image]:
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return [
-        rgb.crop(plan.crop.rounded()).resize(plan.output_size, Image.Resampling.BICUBIC) for plan in plans
-    ]
+    return [rgb.crop(plan.crop.rounded()).resize(plan.output_size, Image.Resampling.BICUBIC) for plan in plans]
 
 
 def _pad(box: Box, settings: CropSettings) -> Box:

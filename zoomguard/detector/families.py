@@ -8,6 +8,7 @@ every box, so it lives in exactly one place.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,13 @@ class ModelFamily:
         """The (width, height) extent boxes are clamped to, in the model's space."""
         return (1000, 1000) if self.coordinate_space == "grid_1000" else model_size
 
+    def coordinate_bound(self, max_pixels: int) -> int:
+        """The largest coordinate any answer can legitimately hold (the side of the most elongated
+        model image Qwen's resize allows, aspect ratio 200), or the grid size."""
+        if self.coordinate_space == "grid_1000":
+            return 1000
+        return math.ceil(math.sqrt(max_pixels * 200))
+
     def coordinate_instruction(self, model_size: tuple[int, int]) -> str:
         if self.coordinate_space == "grid_1000":
             return "Give each box as [x1, y1, x2, y2] on a 0-1000 grid over the image (0,0 is top-left)."
@@ -67,9 +75,18 @@ FAMILIES: dict[str, ModelFamily] = {
 }
 
 # model_type values in config.json, and fragments of hub names, for each family.
-_MODEL_TYPES = {"qwen2_5_vl": "qwen2_5_vl", "qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl", "qwen3_vl_moe": "qwen3_vl"}
-_NAME_HINTS = (("qwen2.5-vl", "qwen2_5_vl"), ("qwen2_5_vl", "qwen2_5_vl"), ("qwen3-vl", "qwen3_vl"),
-               ("qwen2-vl", "qwen2_vl"))
+_MODEL_TYPES = {
+    "qwen2_5_vl": "qwen2_5_vl",
+    "qwen2_vl": "qwen2_vl",
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
+}
+_NAME_HINTS = (
+    ("qwen2.5-vl", "qwen2_5_vl"),
+    ("qwen2_5_vl", "qwen2_5_vl"),
+    ("qwen3-vl", "qwen3_vl"),
+    ("qwen2-vl", "qwen2_vl"),
+)
 
 
 def resolve_family(model: str, explicit: str | None = None) -> ModelFamily:
@@ -88,6 +105,5 @@ def resolve_family(model: str, explicit: str | None = None) -> ModelFamily:
         if hint in lowered:
             return FAMILIES[family]
     raise ConfigError(
-        f"cannot tell the model family of {model!r}; set detector.model_family to one of "
-        f"{', '.join(FAMILY_NAMES)}"
+        f"cannot tell the model family of {model!r}; set detector.model_family to one of {', '.join(FAMILY_NAMES)}"
     )

@@ -1,136 +1,220 @@
-"""Decoding untrusted uploads into RGB pixels, with limits checked before any pixel is decoded.
+"""Decode untrusted uploads into upright 8-bit RGB, refusing oversized images before any pixel is decoded.
 
-Why so careful: uploads are hostile by assumption. A 50-kB PNG can declare 40,000 x 40,000 pixels
-(a decompression bomb), a truncated file can hang a decoder half-way, and odd modes (CMYK, 16-bit,
-palette with transparency) give wrong colours when converted naively.
+Why so careful: uploads are hostile by assumption. A PNG of a few kB can declare 12,000 x 12,000 pixels
+(a decompression bomb), a truncated file must fail rather than decode half-grey, and odd modes (CMYK,
+16-bit grey, palette transparency) give wrong colours when converted naively.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from zoomguard.errors import ImageDecodeError, ImageTooLargeError
 
-# Pillow decoders tried; the JPEG one also yields MPO (the multi-picture JPEG some cameras write).
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
-_REPORTED_FORMAT = {"MPO": "JPEG"}
+
+# The only openers Pillow may try. The JPEG opener also yields MPO (the multi-picture JPEG cameras
+# write); MPO has no opener of its own, so listing it would make Pillow raise KeyError on non-JPEGs.
+_OPEN_ORDER: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+_REPORTED_AS = {"MPO": "JPEG"}
+_SUPPORTED_TEXT = "JPEG, PNG, WebP, GIF, BMP, TIFF"
+
+# What Pillow's parsers and decoders raise on corrupt or truncated data (UnidentifiedImageError is an
+# OSError). Deliberately not Exception: a TypeError or AttributeError here would be our bug, not bad input.
+_DECODER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    struct.error,
+    EOFError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+)
+_BOMB_ERRORS: tuple[type[Exception], ...] = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+_UNSIGNED_16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+_DEEP_GREY_MODES = _UNSIGNED_16_MODES | {"I", "F"}
 _WHITE = (255, 255, 255)
+_CHUNK_ELEMENTS = 1 << 20  # bounds the float temporaries of deep-grey scaling to a few MB
+_ENCODERS = {"PNG": "PNG", "JPEG": "JPEG", "JPG": "JPEG"}
 
 
 @dataclass(frozen=True)
 class ImageLimits:
     """Why: uploads are untrusted; these bound memory and CPU per image."""
 
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 50_000_000
+    max_bytes: int = 20 * 1024 * 1024  # encoded size
+    max_pixels: int = 50_000_000  # width*height declared by the header (before decoding)
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.max_pixels < 1:
-            raise ValueError("image limits must be positive")
+            raise ValueError(f"image limits must be positive, got {self.max_bytes=} {self.max_pixels=}")
 
 
 @dataclass(frozen=True)
 class DecodedImage:
-    image: Image.Image  # RGB, EXIF orientation applied, fully loaded
-    sha256: str  # of the bytes exactly as received
-    width: int
+    """One upload ready for the model; the digest identifies it in verdicts and dead letters."""
+
+    image: Image.Image  # mode "RGB", EXIF orientation applied, fully loaded
+    sha256: str  # hex sha256 of the input bytes exactly as received
+    width: int  # after orientation
     height: int
-    format: str
+    format: str  # Pillow format name; MPO is reported as JPEG
 
 
 def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedImage:
-    if not data:
-        raise ImageDecodeError("empty image data")
-    if len(data) > limits.max_bytes:
-        raise ImageTooLargeError(f"image is {len(data)} bytes; the limit is {limits.max_bytes}")
-    digest = hashlib.sha256(data).hexdigest()
+    """Untrusted bytes -> RGB pixels. Every refusal is a BadInputError: dead-lettered, never retried."""
+    _check_byte_size(data, limits)
+    # Turns Pillow's own bomb warning into an error for this call only; our max_pixels check is the
+    # primary guard, this one catches what it cannot see (e.g. frame sizes met while seeking).
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS))
-        except UnidentifiedImageError:
-            raise ImageDecodeError(
-                "not a supported image (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)"
-            ) from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageTooLargeError(f"decompression bomb refused: {exc}") from None
-        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-            raise ImageDecodeError(f"cannot read image header: {exc}") from None
-        fmt = image.format or "unknown"
-        _check_declared_size(image, limits)
-        try:
-            image.seek(0)  # first frame of animations and multi-page TIFFs
-            image.load()
-            oriented = ImageOps.exif_transpose(image)
-            rgb = to_rgb(oriented)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageTooLargeError(f"decompression bomb refused: {exc}") from None
-        except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
-            raise ImageDecodeError(f"corrupt or truncated {fmt} image: {exc}") from None
-    return DecodedImage(rgb, digest, rgb.width, rgb.height, _REPORTED_FORMAT.get(fmt, fmt))
+        source = _open(data)
+        _check_declared_size(source, limits)
+        fmt = _REPORTED_AS.get(source.format or "", source.format or "unknown")
+        _load_first_frame(source, fmt)
+    _apply_exif_orientation(source)
+    try:
+        rgb = to_rgb(source)
+    except ValueError as exc:
+        raise ImageDecodeError(f"cannot convert {fmt} pixel mode {source.mode!r} to RGB: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    return DecodedImage(image=rgb, sha256=digest, width=rgb.width, height=rgb.height, format=fmt)
+
+
+def _check_byte_size(data: bytes, limits: ImageLimits) -> None:
+    """Cheapest check first: refuse by length before any parser sees the bytes."""
+    if not data:
+        raise ImageDecodeError("empty image data (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(f"image is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes")
+
+
+def _open(data: bytes) -> ImageFile.ImageFile:
+    """Read the header only, with just the supported parsers (fewer parsers, less attack surface)."""
+    try:
+        return Image.open(io.BytesIO(data), formats=list(_OPEN_ORDER))
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(f"unsupported image format or unreadable header (supported: {_SUPPORTED_TEXT})") from exc
+    except _BOMB_ERRORS as exc:
+        raise ImageTooLargeError(f"decompression bomb refused: {exc}") from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageDecodeError(f"cannot read image header: {exc}") from exc
 
 
 def _check_declared_size(image: Image.Image, limits: ImageLimits) -> None:
+    """Why before load(): the header's size is what the decoder will allocate, so refuse on it."""
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"image declares an empty size {width}x{height}")
-    if width * height > limits.max_pixels:
+    pixels = width * height
+    if pixels > limits.max_pixels:
         raise ImageTooLargeError(
-            f"image declares {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}"
+            f"image declares {width}x{height} = {pixels:,} pixels; the limit is {limits.max_pixels:,}"
         )
 
 
+def _load_first_frame(image: ImageFile.ImageFile, fmt: str) -> None:
+    """Decode frame 0 (where Pillow leaves animations and multi-page TIFFs after open) and nothing more."""
+    try:
+        image.load()
+    except _BOMB_ERRORS as exc:
+        raise ImageTooLargeError(f"decompression bomb refused: {exc}") from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageDecodeError(f"corrupt or truncated {fmt} image: {exc}") from exc
+
+
+def _apply_exif_orientation(image: Image.Image) -> None:
+    """Cameras store pixels sideways plus an EXIF tag; the model must see what a viewer shows."""
+    # In place: no copy for the common unrotated case. Unreadable EXIF keeps the stored orientation:
+    # the pixels themselves are intact, so refusing the image would be worse than a sideways view.
+    with contextlib.suppress(*_DECODER_ERRORS):
+        ImageOps.exif_transpose(image, in_place=True)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB; transparency is composited over white, deep greys are rescaled."""
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return Image.fromarray(_grey_to_8bit(image), mode="L").convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode == "PA":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "La", "RGBa"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("LAB", "HSV", "YCbCr", "CMYK", "1", "L", "RGBX"):
-        return image.convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """Any Pillow mode -> 8-bit RGB; transparency goes over white, deep greys are rescaled, not clipped.
+
+    Why not plain convert("RGB"): it clips 16/32-bit grey at 255 (most real scans turn white) and drops
+    alpha, which shows whatever colour hides under transparent pixels (often black).
+    Raises ValueError for a mode Pillow cannot convert.
+    """
+    if image.mode in _DEEP_GREY_MODES:
+        return Image.fromarray(_deep_grey_to_8bit(image)).convert("RGB")
+    if image.has_transparency_data:
+        return _over_white(image)
+    if image.mode == "RGB":
+        return image
+    return image.convert("RGB")
 
 
-def _grey_to_8bit(image: Image.Image) -> np.ndarray:
-    array = np.asarray(image)
-    if image.mode == "F":
-        values = array.astype(np.float64)
-        top = 1.0 if values.size and float(np.nanmax(values)) <= 1.0 else 255.0
-        scaled = np.nan_to_num(values / top * 255.0)
-    elif image.mode == "I":
-        values = array.astype(np.float64)
-        peak = float(values.max()) if values.size else 0.0
-        # 32-bit ints: treat as 16-bit data when it fits (how most tools store it), else full range
-        top = 65535.0 if peak <= 65535 else float(np.iinfo(np.int32).max)
-        scaled = values / top * 255.0
-    else:
-        scaled = array.astype(np.float64) / 65535.0 * 255.0
+def _over_white(image: Image.Image) -> Image.Image:
+    """Composite over white, the background a viewer typically shows behind transparent uploads."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, _WHITE)
+    background.paste(rgba, (0, 0), rgba)
+    return background
+
+
+def _deep_grey_to_8bit(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit int or float grey -> uint8, chunked by rows so temporaries stay small."""
+    values = np.asarray(image)
+    scale = _float_scaler(values) if image.mode == "F" else _integer_scaler(values, image.mode)
+    out = np.empty(values.shape, dtype=np.uint8)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, values.shape[1]))
+    for start in range(0, values.shape[0], rows):
+        out[start : start + rows] = scale(values[start : start + rows])
+    return out
+
+
+def _integer_scaler(values: np.ndarray, mode: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Full range -> 0..255. Mode "I" is 16-bit data in a 32-bit container when every value fits in
+    0..65535 (how Pillow and most tools store it), else full signed 32-bit; negatives clip to black."""
+    top = 65535.0
+    if mode not in _UNSIGNED_16_MODES and values.size and int(values.max()) > 65535:
+        top = float(np.iinfo(np.int32).max)
+    return lambda chunk: _to_uint8(np.clip(chunk.astype(np.float64), 0.0, top) * (255.0 / top))
+
+
+def _float_scaler(values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Float grey is taken as 0..1 when no finite value exceeds 1, else as 0..255; NaN becomes black."""
+    finite = np.isfinite(values)
+    peak = float(np.max(values, where=finite, initial=0.0))
+    factor = 255.0 if peak <= 1.0 else 1.0
+
+    def scale(chunk: np.ndarray) -> np.ndarray:
+        scaled = chunk.astype(np.float64) * factor
+        return _to_uint8(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0))
+
+    return scale
+
+
+def _to_uint8(scaled: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def encode_image(image: Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes:
-    """Encode for the wire (model servers). PNG is lossless; JPEG is smaller."""
-    fmt = fmt.upper()
-    if fmt not in ("PNG", "JPEG"):
-        raise ValueError(f"encode_image supports PNG and JPEG, not {fmt}")
+    """Bytes for a model server. PNG (default) is lossless, so the server sees exactly the pixels we
+    judged; JPEG is several times smaller for slow links. Non-RGB input is converted like decode_image."""
+    name = _ENCODERS.get(fmt.upper())
+    if name is None:
+        raise ValueError(f"encode_image writes PNG or JPEG, not {fmt!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
+    rgb = to_rgb(image)
     buffer = io.BytesIO()
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    if fmt == "JPEG":
+    if name == "JPEG":
         rgb.save(buffer, format="JPEG", quality=quality)
     else:
-        rgb.save(buffer, format="PNG", compress_level=1)
+        rgb.save(buffer, format="PNG", compress_level=1)  # fast: these bytes only cross the wire once
     return buffer.getvalue()

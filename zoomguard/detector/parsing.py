@@ -119,7 +119,7 @@ def _read_region(item: Any) -> RawRegion | None:
             return None
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", or an integer too long for a float
             return None
         if not math.isfinite(number):
             return None
@@ -149,9 +149,15 @@ def _load_json_object(text: str) -> tuple[dict[str, Any] | None, bool]:
 
 def _try_loads(text: str) -> Any:
     try:
-        return json.loads(text, strict=False)
-    except (json.JSONDecodeError, RecursionError):
+        return json.loads(text, strict=False, parse_int=_parse_int)
+    except (ValueError, RecursionError):
         return None
+
+
+def _parse_int(digits: str) -> float | int:
+    """Integers longer than any pixel coordinate become inf (dropped later) instead of failing the
+    whole answer: a weak model under an integer grammar can write thousands of digits."""
+    return int(digits) if len(digits.lstrip("-")) <= 18 else float("inf")
 
 
 def _balanced_prefix(text: str) -> str | None:

@@ -19,6 +19,9 @@ class DetectorSettings(BaseModel):
         28 * 28 * 1280, ge=28 * 28, description="largest model-sized image; bounds image tokens per query"
     )
     max_regions: int = Field(6, ge=0, le=32, description="regions Query 1 may propose (schema maxItems)")
+    min_regions: int = Field(
+        0, ge=0, le=32, description="regions Query 1 must propose (schema minItems); >0 forces a zoom-in"
+    )
     no_region_policy: Literal["examine_full_image", "skip"] = Field(
         "examine_full_image",
         description="when Query 1 proposes no region: run Query 2 on the full image, or keep Query 1's verdict",
@@ -36,9 +39,9 @@ class DetectorSettings(BaseModel):
     @model_validator(mode="after")
     def _check_thresholds(self) -> DetectorSettings:
         if not self.real_threshold < self.ai_threshold:
-            raise ValueError(
-                f"real_threshold ({self.real_threshold}) must be below ai_threshold ({self.ai_threshold})"
-            )
+            raise ValueError(f"real_threshold ({self.real_threshold}) must be below ai_threshold ({self.ai_threshold})")
+        if self.min_regions > self.max_regions:
+            raise ValueError("min_regions must not exceed max_regions")
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels must not exceed max_pixels")
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # The special tokens the Qwen2.5-VL code paths look up by name.
 SPECIAL_TOKENS = (
@@ -103,7 +104,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinyModelSpec | None = None) -> 
     return out
 
 
-def _build_tokenizer(spec: TinyModelSpec):  # type: ignore[no-untyped-def]
+def _build_tokenizer(spec: TinyModelSpec) -> Any:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -136,7 +137,7 @@ def _build_tokenizer(spec: TinyModelSpec):  # type: ignore[no-untyped-def]
     return fast
 
 
-def _build_model(spec: TinyModelSpec, tokenizer):  # type: ignore[no-untyped-def]
+def _build_model(spec: TinyModelSpec, tokenizer: Any) -> Any:
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -185,7 +186,8 @@ def _build_model(spec: TinyModelSpec, tokenizer):  # type: ignore[no-untyped-def
     )
     config.dtype = torch.float32
     torch.manual_seed(spec.seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
+    model: Any = Qwen2_5_VLForConditionalGeneration(config)
+    model = model.to(torch.float32).eval()
     model.generation_config = GenerationConfig(
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],
@@ -194,7 +196,7 @@ def _build_model(spec: TinyModelSpec, tokenizer):  # type: ignore[no-untyped-def
     return model
 
 
-def _build_processor(tokenizer):  # type: ignore[no-untyped-def]
+def _build_processor(tokenizer: Any) -> Any:
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     return Qwen2_5_VLProcessor(

@@ -34,7 +34,6 @@ from zoomguard.schemas.detection import (
     Usage,
 )
 
-
 _PARSE_REGION_CAP = 64
 
 
@@ -64,6 +63,8 @@ class ZoomInDetector:
         self._thresholds = Thresholds(ai_at=settings.ai_threshold, real_at=settings.real_threshold)
         schema_caps = {
             "max_regions": settings.max_regions,
+            "min_regions": settings.min_regions,
+            "coordinate_max": family.coordinate_bound(settings.max_pixels),
             "explanation_max_chars": settings.explanation_max_chars,
             "finding_max_chars": settings.finding_max_chars,
         }
@@ -80,9 +81,7 @@ class ZoomInDetector:
         decoded = await asyncio.to_thread(decode_image, data, self._settings.limits)
         return await self.detect_image(decoded, request_id=request_id, started=started)
 
-    async def detect_image(
-        self, decoded: DecodedImage, *, request_id: str, started: float | None = None
-    ) -> Detection:
+    async def detect_image(self, decoded: DecodedImage, *, request_id: str, started: float | None = None) -> Detection:
         started = time.perf_counter() if started is None else started
         decode_ms = _ms_since(started)
         size = (decoded.width, decoded.height)
@@ -127,6 +126,7 @@ class ZoomInDetector:
                 p_ai=None if located.p_ai is None else round(located.p_ai, 6),
             ),
             examined=examined is not None,
+            crops=len(crops) if examined else 0,
             model=self._model,
             image=ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format),
             timings_ms=Timings(
@@ -202,7 +202,10 @@ class ZoomInDetector:
         """Cut and zoom the crops, then snap each to a size the model takes without resizing again."""
         crops = cut_crops(image, plans)
         return [
-            _resize(crop, self._family.model_size(*crop.size, self._settings.min_pixels, self._settings.max_pixels))
+            _resize(
+                crop,
+                self._family.model_size(*crop.size, self._settings.min_pixels, self._settings.max_pixels),
+            )
             for crop in crops
         ]
 

@@ -44,7 +44,13 @@ class ExamineAnswer(BaseModel):
 
 
 def response_schema(
-    model: type[BaseModel], *, max_regions: int, explanation_max_chars: int, finding_max_chars: int
+    model: type[BaseModel],
+    *,
+    max_regions: int,
+    explanation_max_chars: int,
+    finding_max_chars: int,
+    min_regions: int = 0,
+    coordinate_max: int | None = None,
 ) -> dict[str, Any]:
     """A self-contained JSON schema (no $ref) with the configured length caps applied.
 
@@ -56,6 +62,12 @@ def response_schema(
     props["explanation"]["maxLength"] = explanation_max_chars
     if "regions" in props:
         props["regions"]["maxItems"] = max_regions
+        if min_regions:
+            props["regions"]["minItems"] = min_regions
+        if coordinate_max is not None:
+            # Bounds the digits a model can write; the exact per-image clamp happens after parsing.
+            coordinate = props["regions"]["items"]["properties"]["bbox_2d"]["items"]
+            coordinate.update({"minimum": 0, "maximum": coordinate_max})
         props["regions"]["items"]["properties"]["finding"]["maxLength"] = finding_max_chars
     return _strip_titles(schema)
 
@@ -81,9 +93,7 @@ def _strip_titles(node: Any) -> Any:
     if isinstance(node, dict):
         # Annotations only (string values); a property that happens to be named "title" is a dict and stays.
         return {
-            k: _strip_titles(v)
-            for k, v in node.items()
-            if not (k in ("title", "description") and isinstance(v, str))
+            k: _strip_titles(v) for k, v in node.items() if not (k in ("title", "description") and isinstance(v, str))
         }
     if isinstance(node, list):
         return [_strip_titles(item) for item in node]

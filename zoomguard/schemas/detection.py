@@ -70,6 +70,7 @@ class Detection(_Frozen):
     explanation: str
     first_pass: FirstPass
     examined: bool = Field(description="whether Query 2 ran")
+    crops: int = Field(0, description="zoomed crops Query 2 looked at")
     model: ModelInfo
     image: ImageInfo
     timings_ms: Timings

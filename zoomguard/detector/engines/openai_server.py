@@ -165,7 +165,10 @@ def _generation(payload: dict[str, Any]) -> Generation:
         TokenLogprob(
             token=item.get("token", ""),
             logprob=float(item.get("logprob", float("-inf"))),
-            top=tuple((alt.get("token", ""), float(alt.get("logprob", float("-inf")))) for alt in item.get("top_logprobs") or []),
+            top=tuple(
+                (alt.get("token", ""), float(alt.get("logprob", float("-inf"))))
+                for alt in item.get("top_logprobs") or []
+            ),
         )
         for item in content
     )

@@ -13,7 +13,8 @@ class EngineSettings(BaseModel):
     model: str = Field("", description="local checkpoint directory or hub id (Qwen/Qwen2.5-VL-7B-Instruct)")
     model_version: str = Field("", description="version stamped on verdicts; default: derived from the checkpoint")
     mode: Literal["in_process", "server"] = Field(
-        "in_process", description="in_process: vLLM's async engine here; server: vLLM OpenAI-compatible servers"
+        "in_process",
+        description="in_process: vLLM's async engine here; server: vLLM OpenAI-compatible servers",
     )
     # in-process vLLM
     dtype: str = Field("auto", description="vLLM dtype (auto, bfloat16, float16, float32)")
@@ -26,7 +27,7 @@ class EngineSettings(BaseModel):
     load_format: str = Field("auto", description="'dummy' loads random weights from a real config (benchmarks)")
     seed: int = Field(0, description="engine seed")
     cpu_kvcache_gib: int | None = Field(
-        None, ge=1, description="CPU builds only: KV cache size (sets VLLM_CPU_KVCACHE_SPACE when unset)"
+        None, ge=1, description="CPU builds only: KV cache GiB (VLLM_CPU_KVCACHE_SPACE; default 2 when unset)"
     )
     structured_outputs_backend: Literal["xgrammar", "guidance"] = Field(
         "xgrammar", description="grammar backend for the JSON answers"

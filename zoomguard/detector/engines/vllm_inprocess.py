@@ -12,6 +12,8 @@ from zoomguard.detector.engines.base import Generation, GenerationRequest, Token
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.errors import BadInputError, EngineUnavailableError
 
+DEFAULT_CPU_KVCACHE_GIB = 2
+
 
 class ModelInputError(BadInputError):
     """The engine refused this input itself (e.g. the prompt does not fit the context)."""
@@ -58,8 +60,7 @@ class VllmInProcessEngine:
     async def start(self) -> None:
         if self._llm is not None:
             return
-        if self._settings.cpu_kvcache_gib is not None:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._settings.cpu_kvcache_gib))
+        _size_cpu_kv_cache(self._settings.cpu_kvcache_gib)
         from vllm.v1.engine.async_llm import AsyncLLM
 
         try:
@@ -111,6 +112,15 @@ class VllmInProcessEngine:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
+
+
+def _size_cpu_kv_cache(gib: int | None) -> None:
+    """On CPU builds, size the KV cache explicitly: vLLM's default reserves 90% of RAM and refuses to
+    start when other processes hold some of it. The variable must be set before the engine spawns."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(gib or DEFAULT_CPU_KVCACHE_GIB))
 
 
 def _template_owner(tokenizer: Any, model: str) -> Any:
