@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from zoomguard.consumer.fetch import FetchSettings
+from zoomguard.consumer.settings import KafkaSettings, TopicSettings, WorkerSettings
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
@@ -28,6 +30,10 @@ class Settings(BaseModel):
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
 
 
 def load_settings(

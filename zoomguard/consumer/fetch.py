@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import random
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -37,6 +37,10 @@ class FetchError(BadInputError):
     """A URL that cannot give an image: 4xx, too large, too many redirects, or still failing after retries."""
 
     kind = "fetch_failed"
+
+    def __init__(self, message: str, attempts: int = 1):
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class TransientFetchError(UnavailableError):
@@ -105,7 +109,7 @@ class URLFetcher:
                 return body, attempt
             except (TransientFetchError, TimeoutError) as exc:
                 if attempt == attempts:
-                    raise FetchError(f"still failing after {attempts} attempts: {_describe(exc)}") from exc
+                    raise FetchError(f"still failing after {attempts} attempts: {_describe(exc)}", attempts) from exc
                 delay = self._settings.backoff_s * (2 ** (attempt - 1))
                 await self._sleep(delay * (0.5 + random.random()))
         raise AssertionError("unreachable")
@@ -204,7 +208,3 @@ def _safe(url: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-def parse_networks(cidrs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]

@@ -75,8 +75,8 @@ class DecodedImage:
 def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedImage:
     """Untrusted bytes -> RGB pixels. Every refusal is a BadInputError: dead-lettered, never retried."""
     _check_byte_size(data, limits)
-    # Turns Pillow's own bomb warning into an error for this call only; our max_pixels check is the
-    # primary guard, this one catches what it cannot see (e.g. frame sizes met while seeking).
+    # Pillow's own bomb warning becomes an error here. catch_warnings swaps process-wide filters, so
+    # with concurrent threads it is only a backstop: the per-call max_pixels check never depends on it.
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         source = _open(data)

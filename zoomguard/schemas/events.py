@@ -83,6 +83,7 @@ class VerdictEvent(Detection):
     submitted_at: datetime
     processed_at: datetime
     review_requested: bool
+    cache_hit: bool = Field(False, description="served from the verdict cache (a repost of the same image)")
     metadata: dict[str, Any] = Field(default_factory=dict)
     source: SourceRecord
 

@@ -1,0 +1,219 @@
+"""One input record -> its outputs: a verdict (and maybe a review request), or a dead letter.
+
+Bad input becomes a dead letter with its reason and stage; an unavailable engine is retried with
+backoff until it answers (or the worker stops and the event is left uncommitted for redelivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from PIL import Image
+from pydantic import ValidationError
+
+from zoomguard.consumer.cache import VerdictCache
+from zoomguard.consumer.fetch import URLFetcher
+from zoomguard.consumer.routing import route
+from zoomguard.consumer.settings import TopicSettings, WorkerSettings
+from zoomguard.detector.images import decode_image
+from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
+from zoomguard.schemas.detection import Detection, ErrorInfo
+from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
+
+log = structlog.get_logger("zoomguard.processor")
+
+# Trace context travels from the input record to every output (W3C headers).
+PROPAGATED_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """The parts of a Kafka record the processor uses (kept free of kafka-python types)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "verdict" or "dead_letter"
+    outputs: list[Output]
+    event_id: str | None
+    decision: str | None = None
+    review_reason: str | None = None
+    cache_hit: bool = False
+    error_kind: str | None = None
+
+
+class InternalError(BadInputError):
+    """An unexpected error while processing one event (a bug); the record is kept in the DLQ for replay."""
+
+    kind = "internal_error"
+
+
+class _DeadLetter(Exception):
+    def __init__(self, stage: DeadLetterStage, error: BadInputError | ValueError, attempts: int = 1):
+        super().__init__(str(error))
+        self.stage = stage
+        self.kind = getattr(error, "kind", "invalid_event")
+        self.attempts = attempts
+
+
+class EventProcessor:
+    def __init__(
+        self,
+        detector: ZoomInDetector,
+        fetcher: URLFetcher,
+        cache: VerdictCache,
+        worker: WorkerSettings,
+        topics: TopicSettings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self._detector = detector
+        self._fetcher = fetcher
+        self._cache = cache
+        self._worker = worker
+        self._topics = topics
+        self._sleep = sleep
+        self.engine_retries = 0
+
+    async def process(self, record: InputRecord) -> Outcome:
+        source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
+        headers = [(k, v) for k, v in record.headers if k in PROPAGATED_HEADERS]
+        parsed: list[ImageEvent] = []  # filled once the event is readable, for the dead letter's event_id
+        try:
+            return await self._process(record, source, headers, parsed)
+        except _DeadLetter as failure:
+            return self._dead_letter(record, source, parsed, failure, headers)
+        except Exception as exc:  # a bug must not stall the partition: park the record in the DLQ for replay
+            log.exception("internal error", event_id=parsed[0].event_id if parsed else None)
+            internal = _DeadLetter("detect", InternalError(f"{type(exc).__name__}: {exc}"))
+            return self._dead_letter(record, source, parsed, internal, headers)
+
+    async def _process(
+        self, record: InputRecord, source: SourceRecord, headers: list[tuple[str, bytes]], parsed: list[ImageEvent]
+    ) -> Outcome:
+        event = self._parse(record)
+        parsed.append(event)
+        data, attempts = await self._image_bytes(event)
+        detection, cache_hit = await self._detect(data, event.event_id, attempts)
+        url = event.image.url
+        review_image = url if url is not None else await asyncio.to_thread(self._thumbnail_uri, data)
+        routed = route(detection, event, source, audit_rate=self._worker.audit_rate, review_image=review_image)
+        key = event.event_id.encode()
+        verdict = routed.verdict.model_copy(update={"cache_hit": cache_hit})
+        outputs = [Output(self._topics.verdicts, key, verdict.model_dump_json().encode(), headers)]
+        if routed.review is not None:
+            review = routed.review.model_copy(update={"verdict": verdict})
+            outputs.append(Output(self._topics.review, key, review.model_dump_json().encode(), headers))
+        return Outcome(
+            kind="verdict",
+            outputs=outputs,
+            event_id=event.event_id,
+            decision=detection.decision,
+            review_reason=routed.review.reason if routed.review else None,
+            cache_hit=cache_hit,
+        )
+
+    def _parse(self, record: InputRecord) -> ImageEvent:
+        value = record.value
+        if value is None:
+            raise _DeadLetter("parse", ValueError("record has no value"))
+        if len(value) > self._worker.max_event_bytes:
+            raise _DeadLetter(
+                "parse", ValueError(f"record is {len(value)} bytes; the limit is {self._worker.max_event_bytes}")
+            )
+        try:
+            return ImageEvent.model_validate_json(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+                for err in exc.errors(include_url=False)[:5]
+            )
+            raise _DeadLetter("parse", ValueError(f"invalid ImageEvent: {problems}")) from None
+
+    async def _image_bytes(self, event: ImageEvent) -> tuple[bytes, int]:
+        if event.image.data_b64 is not None:
+            try:
+                return event.image.inline_bytes(), 1
+            except ValueError as exc:
+                raise _DeadLetter("parse", exc) from None
+        assert event.image.url is not None
+        try:
+            return await self._fetcher.fetch(event.image.url)
+        except BadInputError as exc:
+            raise _DeadLetter("fetch", exc, attempts=getattr(exc, "attempts", 1)) from None
+
+    async def _detect(self, data: bytes, event_id: str, attempts: int) -> tuple[Detection, bool]:
+        sha256 = hashlib.sha256(data).hexdigest()
+        cached = self._cache.get(sha256, self._detector.model.version)
+        if cached is not None:
+            return cached, True
+        delay = self._worker.retry_initial_s
+        while True:
+            try:
+                detection = await self._detector.detect_bytes(data, request_id=event_id)
+                break
+            except (ImageDecodeError, ImageTooLargeError) as exc:
+                raise _DeadLetter("decode", exc, attempts) from None
+            except BadInputError as exc:
+                raise _DeadLetter("detect", exc, attempts) from None
+            except UnavailableError as exc:
+                self.engine_retries += 1
+                log.warning("engine unavailable, retrying", event_id=event_id, error=str(exc), retry_in_s=delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, self._worker.retry_max_s)
+        self._cache.put(detection)
+        return detection, False
+
+    def _dead_letter(
+        self,
+        record: InputRecord,
+        source: SourceRecord,
+        parsed: list[ImageEvent],
+        failure: _DeadLetter,
+        headers: list[tuple[str, bytes]],
+    ) -> Outcome:
+        event_id = parsed[0].event_id if parsed else None
+        letter = DeadLetter(
+            event_id=event_id,
+            original_key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+            original_value_b64=base64.b64encode(record.value or b"").decode(),
+            source=source,
+            error=ErrorInfo(kind=failure.kind, message=str(failure)[:2000]),
+            stage=failure.stage,
+            attempts=failure.attempts,
+            failed_at=datetime.now(UTC),
+        )
+        log.info("dead letter", event_id=event_id, stage=failure.stage, kind=failure.kind, error=str(failure))
+        key = event_id.encode() if event_id else record.key
+        output = Output(self._topics.dead_letter, key, letter.model_dump_json().encode(), headers)
+        return Outcome(kind="dead_letter", outputs=[output], event_id=event_id, error_kind=failure.kind)
+
+    def _thumbnail_uri(self, data: bytes) -> str:
+        """Inline images reach reviewers as a JPEG thumbnail: boxes are in percent, so they still fit."""
+        image = decode_image(data).image
+        image.thumbnail((self._worker.review_thumbnail_side,) * 2, Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,128 @@
+"""What goes where: the verdict always; a review request for uncertain, unparseable and audit-sampled ones.
+
+Pure functions over typed values. The audit sample is decided by a hash of the event id, so a redelivered
+event makes the same choice and the sample stays unbiased (independent of the decision and its score).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from zoomguard.schemas.detection import Detection
+from zoomguard.schemas.events import ImageEvent, ReviewReason, ReviewRequest, SourceRecord, VerdictEvent
+
+
+@dataclass(frozen=True)
+class Routed:
+    verdict: VerdictEvent
+    review: ReviewRequest | None
+
+
+def review_reason(detection: Detection, event_id: str, audit_rate: float) -> ReviewReason | None:
+    if detection.reason in ("unparseable_locate", "unparseable_examine"):
+        return "unparseable"
+    if detection.decision == "uncertain":
+        return "uncertain"
+    if in_audit_sample(event_id, audit_rate):
+        return "audit"
+    return None
+
+
+def in_audit_sample(event_id: str, rate: float) -> bool:
+    """Deterministic per event id: uniform in [0, 1) from its sha256."""
+    if rate <= 0:
+        return False
+    bucket = int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big") / 2**64
+    return bucket < rate
+
+
+def route(
+    detection: Detection,
+    event: ImageEvent,
+    source: SourceRecord,
+    *,
+    audit_rate: float,
+    review_image: str,
+    now: datetime | None = None,
+) -> Routed:
+    """Build the outputs of one event; `review_image` is the URL or data URI reviewers will see."""
+    reason = review_reason(detection, event.event_id, audit_rate)
+    verdict = VerdictEvent(
+        **detection.model_dump(),
+        event_id=event.event_id,
+        content_id=event.content_id,
+        submitted_at=event.submitted_at,
+        processed_at=now or datetime.now(UTC),
+        review_requested=reason is not None,
+        metadata=event.metadata,
+        source=source,
+    )
+    review = None
+    if reason is not None:
+        review = ReviewRequest(
+            event_id=event.event_id,
+            content_id=event.content_id,
+            reason=reason,
+            verdict=verdict,
+            label_studio_task=label_studio_task(verdict, review_image, reason),
+        )
+    return Routed(verdict, review)
+
+
+def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[str, Any]:
+    """A Label Studio task with the model's boxes as rectanglelabels (percent of the original image)
+    and its verdict as a choice; `score` lets reviewers sort by how sure the model was."""
+    width, height = verdict.image.width, verdict.image.height
+    results: list[dict[str, Any]] = []
+    for index, region in enumerate(verdict.regions):
+        x1, y1, x2, y2 = region.box
+        results.append(
+            {
+                "id": f"region-{index}",
+                "from_name": "regions",
+                "to_name": "image",
+                "type": "rectanglelabels",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": {
+                    "x": round(100.0 * x1 / width, 4),
+                    "y": round(100.0 * y1 / height, 4),
+                    "width": round(100.0 * (x2 - x1) / width, 4),
+                    "height": round(100.0 * (y2 - y1) / height, 4),
+                    "rotation": 0,
+                    "rectanglelabels": ["suspicious"],
+                },
+                "meta": {"text": [region.finding]} if region.finding else {},
+            }
+        )
+    if verdict.decision != "uncertain":
+        results.append(
+            {
+                "id": "verdict",
+                "from_name": "verdict",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": [verdict.decision]},
+            }
+        )
+    return {
+        "data": {
+            "image": image,
+            "event_id": verdict.event_id,
+            "content_id": verdict.content_id,
+            "explanation": verdict.explanation,
+            "review_reason": reason,
+            "p_ai": verdict.p_ai,
+        },
+        "predictions": [
+            {
+                "model_version": verdict.model.version,
+                "score": verdict.p_ai if verdict.p_ai is not None else 0.5,
+                "result": results,
+            }
+        ],
+    }

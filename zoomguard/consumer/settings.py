@@ -1,0 +1,108 @@
+"""Worker settings: the Kafka connection, topics, the in-flight window and routing."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class TopicSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: str = Field("images.submitted", description="ImageEvents in")
+    verdicts: str = Field("images.verdicts", description="one VerdictEvent per processable input")
+    review: str = Field("images.review", description="ReviewRequests for humans")
+    dead_letter: str = Field("images.dlq", description="DeadLetters: input that can never be processed")
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field("localhost:9092", description="comma-separated host:port list")
+    group_id: str = Field("zoomguard", description="consumer group; workers in one group share partitions")
+    client_id: str = Field("zoomguard", description="client id sent to the brokers")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new group starts: earliest, so no upload is silently skipped"
+    )
+    session_timeout_ms: int = Field(45000, ge=1000, description="group session timeout (Kafka's default)")
+    heartbeat_interval_ms: int = Field(3000, ge=100, description="heartbeat interval")
+    max_poll_interval_ms: int = Field(300000, ge=1000, description="max time between polls before eviction")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="transport security"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
+        None, description="SASL mechanism when security_protocol uses SASL"
+    )
+    sasl_username: str | None = Field(None, description="SASL user")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    ssl_cafile: str | None = Field(None, description="CA bundle for SSL")
+    ssl_certfile: str | None = Field(None, description="client certificate for mutual TLS")
+    ssl_keyfile: str | None = Field(None, description="client key for mutual TLS")
+    ssl_password: SecretStr | None = Field(None, description="password of the client key (never logged)")
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(None, description="output compression")
+    linger_ms: int = Field(5, ge=0, description="producer batching delay")
+    max_request_size: int = Field(4 * 1024 * 1024, ge=1024, description="largest output record the producer sends")
+    max_partition_fetch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="per-partition fetch size; must exceed the largest input record"
+    )
+    request_timeout_ms: int = Field(30000, ge=1000, description="broker request timeout")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError("security_protocol SASL_* needs kafka.sasl_mechanism (and user/password)")
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs kafka.sasl_username and sasl_password")
+        return self
+
+    def common_config(self) -> dict[str, Any]:
+        """kafka-python keyword arguments shared by consumer, producer and admin (secrets unwrapped here only)."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_username:
+                config["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password:
+                config["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, key):
+                config[key] = getattr(self, key)
+        if self.ssl_password:
+            config["ssl_password"] = self.ssl_password.get_secret_value()
+        return config
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_in_flight: int = Field(128, ge=1, description="events processed at once (the engine batches them)")
+    low_water: int = Field(64, ge=0, description="resume polling when in-flight events drop to this")
+    max_event_bytes: int = Field(
+        15 * 1024 * 1024, ge=1024, description="input records larger than this are dead-lettered"
+    )
+    commit_interval_s: float = Field(1.0, gt=0, description="how often finished offsets are committed")
+    drain_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed to finish in-flight events")
+    rebalance_drain_s: float = Field(10.0, ge=0, description="on revoke: time allowed to finish those partitions")
+    retry_initial_s: float = Field(0.5, gt=0, description="first retry delay for engine / broker faults")
+    retry_max_s: float = Field(30.0, gt=0, description="longest retry delay (exponential backoff cap)")
+    audit_rate: float = Field(
+        0.02, ge=0, le=1, description="share of confident verdicts also sent to review (unbiased precision audit)"
+    )
+    review_thumbnail_side: int = Field(
+        1024, ge=64, description="inline images are attached to review tasks as JPEG thumbnails this size"
+    )
+    cache_entries: int = Field(10000, ge=0, description="verdict cache by image sha256 (0 disables)")
+
+    @model_validator(mode="after")
+    def _check_window(self) -> WorkerSettings:
+        if self.low_water >= self.max_in_flight:
+            raise ValueError("worker.low_water must be below worker.max_in_flight")
+        return self

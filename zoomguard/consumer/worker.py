@@ -1,0 +1,239 @@
+"""The moderation worker: poll image events, process many at once, publish, commit what is safe.
+
+Guarantees (at-least-once):
+- an offset is committed only after every output of its event was acknowledged by the broker, and only
+  up to the first unfinished offset of its partition (OffsetTracker);
+- a bounded in-flight window: at max_in_flight the partitions are paused (the consumer stays in its
+  group, no rebalance) and resumed at low_water, so memory is bounded whatever the backlog;
+- on revoke, the revoked partitions get rebalance_drain_s to finish, what is done is committed, the rest
+  is left to the next owner; on stop (SIGTERM), in-flight events get drain_timeout_s, then a last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread
+from zoomguard.consumer.offsets import OffsetTracker
+from zoomguard.consumer.processor import EventProcessor, InputRecord, Outcome, Output
+from zoomguard.consumer.settings import TopicSettings, WorkerSettings
+
+log = structlog.get_logger("zoomguard.worker")
+
+
+@dataclass
+class WorkerStats:
+    """Counts for progress, tests and the demo; metrics exporters read the same numbers."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)  # verdict / dead_letter
+    decisions: Counter[str] = field(default_factory=Counter)
+    reviews: Counter[str] = field(default_factory=Counter)
+    cache_hits: int = 0
+    publish_retries: int = 0
+    commits: int = 0
+    paused: bool = False
+    in_flight: int = 0
+
+    @property
+    def handled(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class Worker:
+    def __init__(
+        self,
+        consumer: ConsumerThread,
+        producer: AsyncProducer,
+        processor: EventProcessor,
+        worker: WorkerSettings,
+        topics: TopicSettings,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ):
+        self._consumer = consumer
+        self._producer = producer
+        self._processor = processor
+        self._settings = worker
+        self._topics = topics
+        self._tracker = OffsetTracker()
+        self._tasks: dict[tuple[TopicPartition, int], asyncio.Task[None]] = {}
+        self._want_pause = False
+        self._on_outcome = on_outcome
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then drain, commit and leave the group."""
+        loop = asyncio.get_running_loop()
+        listener = _Rebalance(self, loop)
+        await self._consumer.call(lambda c: c.subscribe([self._topics.input], listener=listener))
+        log.info("worker started", topic=self._topics.input, max_in_flight=self._settings.max_in_flight)
+        last_commit = time.monotonic()
+        try:
+            while not stop.is_set():
+                await self._sync_pause()
+                batches = await self._consumer.call(self._poller())
+                for records in batches.values():
+                    for record in records:
+                        self._start(record)
+                if time.monotonic() - last_commit >= self._settings.commit_interval_s:
+                    await self._commit()
+                    last_commit = time.monotonic()
+        finally:
+            await self._shutdown()
+
+    def _poller(self) -> Callable[[Any], Any]:
+        room = max(1, self._settings.max_in_flight - self._tracker.in_flight())
+        return lambda consumer: consumer.poll(timeout_ms=200, max_records=room)
+
+    def _start(self, record: Any) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self._tracker.start(tp, record.offset)
+        item = InputRecord(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=tuple((k, v) for k, v in (record.headers or [])),
+        )
+        self._tasks[(tp, record.offset)] = asyncio.create_task(self._handle(tp, item))
+        self.stats.in_flight = self._tracker.in_flight()
+
+    async def _handle(self, tp: TopicPartition, record: InputRecord) -> None:
+        try:
+            outcome = await self._processor.process(record)
+            await self._publish(outcome.outputs)
+        finally:
+            self._tasks.pop((tp, record.offset), None)
+        # Only here, with every output acknowledged, may the offset become committable.
+        self._tracker.finish(tp, record.offset)
+        self.stats.in_flight = self._tracker.in_flight()
+        self._count(outcome)
+
+    async def _publish(self, outputs: list[Output]) -> None:
+        delay = self._settings.retry_initial_s
+        pending = list(outputs)
+        while pending:
+            results = await asyncio.gather(
+                *(self._producer.send(o.topic, o.key, o.value, o.headers) for o in pending), return_exceptions=True
+            )
+            failed = [o for o, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for error in errors:
+                if not isinstance(error, KafkaError):
+                    raise error
+            pending = failed
+            if pending:
+                self.stats.publish_retries += 1
+                log.warning("publish failed, retrying", error=str(errors[0]), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.retry_max_s)
+
+    def _count(self, outcome: Outcome) -> None:
+        self.stats.outcomes[outcome.kind] += 1
+        if outcome.decision:
+            self.stats.decisions[outcome.decision] += 1
+        if outcome.review_reason:
+            self.stats.reviews[outcome.review_reason] += 1
+        self.stats.cache_hits += int(outcome.cache_hit)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+    async def _sync_pause(self) -> None:
+        """Hysteresis: pause at max_in_flight, resume at low_water; newly assigned partitions follow suit."""
+        in_flight = self._tracker.in_flight()
+        if in_flight >= self._settings.max_in_flight:
+            self._want_pause = True
+        elif in_flight <= self._settings.low_water:
+            self._want_pause = False
+        want = self._want_pause
+
+        def apply(consumer: Any) -> None:
+            if want:
+                unpaused = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
+                if unpaused:
+                    consumer.pause(*unpaused)
+            elif consumer.paused():
+                consumer.resume(*consumer.paused())
+
+        await self._consumer.call(apply)
+        if want != self.stats.paused:
+            log.info("paused" if want else "resumed", in_flight=in_flight)
+        self.stats.paused = want
+
+    async def _commit(self) -> None:
+        pending = self._tracker.pending_commits()
+        if not pending:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in pending.items()}
+        try:
+            await self._consumer.call(lambda c: c.commit(offsets))
+        except KafkaError as exc:  # rebalance in progress, coordinator moved: the next commit catches up
+            log.warning("commit failed, will retry", error=str(exc))
+            return
+        self._tracker.mark_committed(pending)
+        self.stats.commits += 1
+
+    async def settle(self, revoked: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Called on revoke (from the consumer thread, via the loop): finish or abandon those partitions."""
+        revoked_set = set(revoked)
+        tasks = [task for (tp, _), task in self._tasks.items() if tp in revoked_set]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._settings.rebalance_drain_s)
+        commits = {}
+        for tp in revoked:
+            point = self._tracker.commit_point(tp)
+            if point is not None:
+                commits[tp] = OffsetAndMetadata(point, "", -1)
+            self._tracker.forget(tp)
+        log.info("partitions revoked", partitions=len(revoked), abandoned=sum(not t.done() for t in tasks))
+        return commits
+
+    def commit_on_consumer_thread(self, commits: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """For the rebalance listener, which already runs on the consumer thread."""
+        if not commits:
+            return
+        try:
+            self._consumer.consumer.commit(commits)
+        except KafkaError as exc:
+            log.warning("commit on revoke failed", error=str(exc))
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        log.info("draining", in_flight=len(tasks), deadline_s=self._settings.drain_timeout_s)
+        if tasks:
+            _done, not_done = await asyncio.wait(tasks, timeout=self._settings.drain_timeout_s)
+            for task in not_done:
+                task.cancel()
+            await asyncio.gather(*not_done, return_exceptions=True)
+        await self._commit()
+        await self._consumer.call(lambda c: c.close(autocommit=False))
+        log.info("worker stopped", handled=self.stats.handled)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Runs on the consumer thread inside poll(); hands the settling to the event loop and waits."""
+
+    def __init__(self, worker: Worker, loop: asyncio.AbstractEventLoop):
+        self._worker = worker
+        self._loop = loop
+        self.consumer: Any = None
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        revoked = list(revoked)
+        if not revoked:
+            return
+        commits = asyncio.run_coroutine_threadsafe(self._worker.settle(revoked), self._loop).result()
+        self._worker.commit_on_consumer_thread(commits)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
