@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support import LoopThread, free_port
+from zoomguard.broker import EmbeddedBroker
 from zoomguard.config import Settings, load_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
@@ -37,10 +38,11 @@ TINY_DETECTOR = {
 TINY_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 64}
 
 
-def tiny_settings(model: str, **engine: Any) -> Settings:
-    return load_settings(
-        environ={}, overrides={"engine": {"model": model, **TINY_ENGINE, **engine}, "detector": TINY_DETECTOR}
-    )
+def tiny_settings(model: str, engine: dict[str, Any] | None = None, **sections: Any) -> Settings:
+    """Settings for the tiny model; `engine` and other sections are merged over the tiny defaults."""
+    detector = {**TINY_DETECTOR, **sections.pop("detector", {})}
+    overrides = {"engine": {"model": model, **TINY_ENGINE, **(engine or {})}, "detector": detector, **sections}
+    return load_settings(environ={}, overrides=overrides)
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +109,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
             pass
         time.sleep(1)
     raise RuntimeError(f"vLLM server not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+        yield running

@@ -31,6 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--concurrency", type=int, default=64, help="images in flight at once (default 64)")
     detect.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
+    run = sub.add_parser("run", help="the Kafka moderation worker (until SIGTERM: drain, commit, exit 0)")
+    run.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
+    run.add_argument("--group-id", help="consumer group (default zoomguard)")
+    _engine_args(run)
+    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
+
+    broker = sub.add_parser("broker", help="the embedded Kafka-compatible broker (Tansu), in the foreground")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--host", default="127.0.0.1")
+
+    demo = sub.add_parser("demo", help="embedded broker + tiny model + sample images: the whole pipeline")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
+    demo.add_argument("--inline", type=int, default=8, help="images sent inline")
+    demo.add_argument("--by-url", type=int, default=4, help="images sent by URL")
+
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight Qwen2.5-VL checkpoint (offline)")
     tiny.add_argument("out_dir", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
@@ -54,6 +70,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {"engine": engine} if engine else {}
     if args.family:
         overrides["detector"] = {"model_family": args.family}
+    kafka = {
+        key: value
+        for key, value in (
+            ("bootstrap_servers", getattr(args, "bootstrap_servers", None)),
+            ("group_id", getattr(args, "group_id", None)),
+        )
+        if value
+    }
+    if kafka:
+        overrides["kafka"] = kafka
     return overrides
 
 
@@ -92,6 +118,31 @@ def _dispatch(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
             )
         )
+    if args.command == "run":
+        from zoomguard.commands.run import run_worker
+        from zoomguard.config import load_settings
+        from zoomguard.telemetry import configure_logging
+
+        _quiet_engine_logs()
+        configure_logging(args.log_level, args.log_json)
+        return asyncio.run(run_worker(load_settings(args.config, _overrides(args))))
+    if args.command == "broker":
+        from zoomguard.broker import EmbeddedBroker
+
+        server = EmbeddedBroker(port=args.port, host=args.host).start()
+        print(f"embedded broker listening on {server.bootstrap} (in memory; Ctrl-C to stop)", file=sys.stderr)
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            server.stop()
+            return 0
+    if args.command == "demo":
+        from zoomguard.commands.demo import run_demo
+        from zoomguard.telemetry import configure_logging
+
+        _quiet_engine_logs()
+        configure_logging("WARNING")
+        return asyncio.run(run_demo(args.out, inline=args.inline, by_url=args.by_url))
     raise ConfigError(f"unknown command {args.command}")
 
 

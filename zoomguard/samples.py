@@ -64,3 +64,60 @@ def write_samples(out_dir: str | Path, count: int, seed: int = 0, size: tuple[in
         path.write_bytes(sample.data)
         paths.append(path)
     return paths
+
+
+class LocalImageServer:
+    """Serves images over HTTP on a loopback address, for the demo's URL events and the tests.
+
+    Paths map to bytes; `/redirect?to=URL` answers 302 to URL (to exercise redirect checks); anything
+    else is 404. Binds 127.0.0.2 by default so 127.0.0.1 can stay forbidden in the same run.
+    """
+
+    def __init__(self, images: dict[str, bytes] | None = None, host: str = "127.0.0.2", port: int = 0):
+        import http.server
+        import threading
+        from urllib.parse import parse_qs, urlsplit
+
+        files = self.files = dict(images or {})
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(parts.query).get("to", ["/"])[0])
+                    self.end_headers()
+                    return
+                body = files.get(parts.path.lstrip("/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self._server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="image-server", daemon=True)
+
+    def add(self, path: str, data: bytes) -> str:
+        """Serve `data` at `path`; returns its URL."""
+        self.files[path.lstrip("/")] = data
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
+
+    def __enter__(self) -> LocalImageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -69,8 +69,7 @@ def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) 
     from tests.conftest import tiny_settings
     from zoomguard.detector.factory import build_detector
 
-    settings = tiny_settings(str(tiny_model))
-    forced = settings.model_copy(update={"detector": settings.detector.model_copy(update={"min_regions": 1})})
+    forced = tiny_settings(str(tiny_model), detector={"min_regions": 1})
     detector = build_detector(forced, inprocess_engine)
     samples = make_samples(8, seed=500, size=(640, 480))
     detections = _detect_batch(loop, detector, [s.data for s in samples])

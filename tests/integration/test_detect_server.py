@@ -22,7 +22,7 @@ pytestmark = pytest.mark.engine
 
 def test_detect_through_the_server(loop: LoopThread, tiny_model: Path, vllm_server: str) -> None:
     # two endpoints, one of them dead: requests must all land on the live one
-    settings = tiny_settings(str(tiny_model), mode="server", server_urls=["http://127.0.0.1:9", vllm_server])
+    settings = tiny_settings(str(tiny_model), {"mode": "server", "server_urls": ["http://127.0.0.1:9", vllm_server]})
     samples = make_samples(4, seed=200, size=(320, 240))
 
     async def run() -> list[Detection]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from zoomguard.schemas.detection import Detection
 
@@ -14,8 +16,36 @@ class VerdictCache:
     def __init__(self, capacity: int):
         self._capacity = capacity
         self._entries: OrderedDict[tuple[str, str], Detection] = OrderedDict()
+        self._pending: dict[tuple[str, str], asyncio.Future[Detection]] = {}
         self.hits = 0
         self.misses = 0
+
+    async def get_or_detect(
+        self, sha256: str, model_version: str, detect: Callable[[], Awaitable[Detection]]
+    ) -> tuple[Detection, bool]:
+        """(detection, served_from_cache). Concurrent requests for the same image share one detection
+        (a burst of reposts costs one GPU pass); a failed detection is not cached and fails every waiter."""
+        key = (sha256, model_version)
+        found = self.get(sha256, model_version)
+        if found is not None:
+            return found, True
+        pending = self._pending.get(key)
+        if pending is not None:
+            self.hits += 1
+            return await asyncio.shield(pending), True
+        future: asyncio.Future[Detection] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            detection = await detect()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must see it as unhandled
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(detection)
+        self.put(detection)
+        return detection, False
 
     def get(self, sha256: str, model_version: str) -> Detection | None:
         key = (sha256, model_version)

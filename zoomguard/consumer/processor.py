@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,25 +167,27 @@ class EventProcessor:
 
     async def _detect(self, data: bytes, event_id: str, attempts: int) -> tuple[Detection, bool]:
         sha256 = hashlib.sha256(data).hexdigest()
-        cached = self._cache.get(sha256, self._detector.model.version)
-        if cached is not None:
-            return cached, True
+        try:
+            return await self._cache.get_or_detect(
+                sha256, self._detector.model.version, lambda: self._detect_with_retry(data, event_id)
+            )
+        except (ImageDecodeError, ImageTooLargeError) as exc:
+            raise _DeadLetter("decode", exc, attempts) from None
+        except BadInputError as exc:
+            raise _DeadLetter("detect", exc, attempts) from None
+
+    async def _detect_with_retry(self, data: bytes, event_id: str) -> Detection:
+        """Bad input fails at once; an unavailable engine is retried with capped exponential backoff."""
         delay = self._worker.retry_initial_s
         while True:
             try:
-                detection = await self._detector.detect_bytes(data, request_id=event_id)
-                break
-            except (ImageDecodeError, ImageTooLargeError) as exc:
-                raise _DeadLetter("decode", exc, attempts) from None
-            except BadInputError as exc:
-                raise _DeadLetter("detect", exc, attempts) from None
+                # unique per attempt: a redelivered event may overlap its first run in the engine
+                return await self._detector.detect_bytes(data, request_id=f"{event_id}:{uuid.uuid4().hex[:12]}")
             except UnavailableError as exc:
                 self.engine_retries += 1
                 log.warning("engine unavailable, retrying", event_id=event_id, error=str(exc), retry_in_s=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._worker.retry_max_s)
-        self._cache.put(detection)
-        return detection, False
 
     def _dead_letter(
         self,

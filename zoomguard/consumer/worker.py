@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
+from kafka.net.selector import KernelEvent
 from kafka.structs import OffsetAndMetadata
 
 from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread
@@ -73,7 +74,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then drain, commit and leave the group."""
         loop = asyncio.get_running_loop()
-        listener = _Rebalance(self, loop)
+        listener = _Rebalance(self, loop, self._consumer.consumer)
         await self._consumer.call(lambda c: c.subscribe([self._topics.input], listener=listener))
         log.info("worker started", topic=self._topics.input, max_in_flight=self._settings.max_in_flight)
         last_commit = time.monotonic()
@@ -198,15 +199,6 @@ class Worker:
         log.info("partitions revoked", partitions=len(revoked), abandoned=sum(not t.done() for t in tasks))
         return commits
 
-    def commit_on_consumer_thread(self, commits: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """For the rebalance listener, which already runs on the consumer thread."""
-        if not commits:
-            return
-        try:
-            self._consumer.consumer.commit(commits)
-        except KafkaError as exc:
-            log.warning("commit on revoke failed", error=str(exc))
-
     async def _shutdown(self) -> None:
         tasks = list(self._tasks.values())
         log.info("draining", in_flight=len(tasks), deadline_s=self._settings.drain_timeout_s)
@@ -220,20 +212,35 @@ class Worker:
         log.info("worker stopped", handled=self.stats.handled)
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """Runs on the consumer thread inside poll(); hands the settling to the event loop and waits."""
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """Runs on kafka-python's network thread. Waiting must not block it (heartbeats run there), so the
+    settling runs on the worker's event loop and this coroutine sleeps on the client's own scheduler
+    until it is done; then the finished offsets are committed before the partitions move on."""
 
-    def __init__(self, worker: Worker, loop: asyncio.AbstractEventLoop):
+    def __init__(self, worker: Worker, loop: asyncio.AbstractEventLoop, consumer: Any):
         self._worker = worker
         self._loop = loop
-        self.consumer: Any = None
+        self._consumer = consumer
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        revoked = list(revoked)
-        if not revoked:
-            return
-        commits = asyncio.run_coroutine_threadsafe(self._worker.settle(revoked), self._loop).result()
-        self._worker.commit_on_consumer_thread(commits)
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        commits = await self._settle(list(revoked))
+        if commits:
+            try:
+                await self._consumer.commit_async(commits)
+            except KafkaError as exc:
+                log.warning("commit on revoke failed", error=str(exc))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_lost(self, lost: Any) -> None:
+        """Membership lost: the generation is gone, so nothing can be committed; just let go."""
+        await self._settle(list(lost))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+    async def _settle(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        if not partitions or self._loop.is_closed():
+            return {}
+        handoff = asyncio.run_coroutine_threadsafe(self._worker.settle(partitions), self._loop)
+        while not handoff.done():
+            await KernelEvent("_sleep", 0.05)  # yields to kafka-python's scheduler (heartbeats keep going)
+        return handoff.result()

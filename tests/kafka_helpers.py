@@ -1,0 +1,111 @@
+"""Producing, reading and inspecting the real broker from tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from zoomguard.config import Settings
+from zoomguard.consumer.kafka_io import ensure_topics
+
+# Join a group in ~1 s on the embedded broker (see shared notes: join time = session timeout / 2 s).
+FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
+
+
+def unique_topics(prefix: str) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "input": f"{prefix}.{tag}.in",
+        "verdicts": f"{prefix}.{tag}.verdicts",
+        "review": f"{prefix}.{tag}.review",
+        "dead_letter": f"{prefix}.{tag}.dlq",
+    }
+
+
+def kafka_overrides(bootstrap: str, prefix: str, partitions: int = 3) -> dict[str, Any]:
+    topics = unique_topics(prefix)
+    settings = {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-{uuid.uuid4().hex[:8]}", **FAST_GROUP}
+    from zoomguard.consumer.settings import KafkaSettings
+
+    ensure_topics(KafkaSettings(**settings), list(topics.values()), partitions=partitions)
+    return {"kafka": settings, "topics": topics}
+
+
+def image_event(event_id: str, image: dict[str, str], **extra: Any) -> bytes:
+    body = {
+        "schema_version": 1,
+        "event_id": event_id,
+        "content_id": f"content-{event_id}",
+        "submitted_at": datetime.now(UTC).isoformat(),
+        "image": image,
+        "metadata": {"test": True},
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+def inline(data: bytes) -> dict[str, str]:
+    return {"data_b64": base64.b64encode(data).decode()}
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], headers: Any = None) -> list[Any]:
+    """Send and wait for acks; returns the record metadata (partition, offset) in order."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+    try:
+        futures = [producer.send(topic, key=k, value=v, headers=headers or []) for k, v in records]
+        producer.flush()
+        return [f.get(timeout=30) for f in futures]
+    finally:
+        producer.close()
+
+
+def read_all(bootstrap: str, topic: str, idle_polls: int = 3) -> list[Any]:
+    """Every record on `topic` from the beginning (by assignment: no group)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        idle = 0
+        while idle < idle_polls:
+            batch = consumer.poll(timeout_ms=300)
+            idle = 0 if batch else idle + 1
+            records.extend(r for rs in batch.values() for r in rs)
+        return records
+    finally:
+        consumer.close()
+
+
+def read_json(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in read_all(bootstrap, topic)]
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def settings_with(base: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy of `base` with some sections updated (values merged into the existing section)."""
+    updates = {name: getattr(base, name).model_copy(update=values) for name, values in sections.items()}
+    return base.model_copy(update=updates)

@@ -1,0 +1,221 @@
+"""`zoomguard demo`: the whole pipeline on embedded defaults, nothing to download or configure.
+
+Embedded broker, tiny offline model, topics created, generated images sent inline and by URL (from a
+local server), a few bad events among them; the worker runs until every event has an output, then the
+verdicts, review requests and dead letters are printed and an annotated HTML gallery is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import json
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from tqdm import tqdm
+
+from zoomguard.broker import EmbeddedBroker
+from zoomguard.config import Settings, load_settings
+from zoomguard.consumer.kafka_io import ensure_topics, make_producer
+from zoomguard.consumer.processor import Outcome
+from zoomguard.consumer.service import run_service
+from zoomguard.detector.annotate import annotate
+from zoomguard.detector.images import decode_image
+from zoomguard.detector.tiny_model import build_tiny_model
+from zoomguard.samples import LocalImageServer, make_samples
+from zoomguard.schemas.detection import Detection
+
+# The tiny CPU model keeps images small and answers short; production settings are the defaults. Its
+# random weights put p_ai near 0.5, so the demo narrows the uncertain band to show all three routes.
+DEMO_DETECTOR: dict[str, Any] = {
+    "ai_threshold": 0.47,
+    "real_threshold": 0.44,
+    "max_pixels": 224 * 224,
+    "max_regions": 4,
+    "locate_max_tokens": 384,
+    "examine_max_tokens": 256,
+    "explanation_max_chars": 160,
+    "finding_max_chars": 40,
+    "crops": {"max_crops": 3, "zoom_target_side": 224},
+}
+DEMO_ENGINE: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 64}
+# Join a group in ~1 s on the embedded broker (real Kafka refuses sessions under 6 s: demo only).
+DEMO_KAFKA: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400, "group_id": "zoomguard-demo"}
+
+
+@dataclass
+class DemoEvents:
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
+    images: dict[str, bytes] = field(default_factory=dict)  # event_id -> image bytes (for the gallery)
+    expected: dict[str, str] = field(default_factory=dict)  # event_id -> what should happen
+
+
+def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEvents:
+    events = DemoEvents()
+    samples = make_samples(inline + by_url, seed=42)
+    for index, sample in enumerate(samples):
+        event_id = f"demo-{index:03d}"
+        image: dict[str, str]
+        if index < inline:
+            image = {"data_b64": base64.b64encode(sample.data).decode()}
+        else:
+            image = {"url": server.add(sample.name, sample.data)}
+        events.images[event_id] = sample.data
+        events.expected[event_id] = "verdict"
+        events.records.append(_event(event_id, image))
+    # a repost of the first image: served from the verdict cache
+    events.images["demo-repost"] = samples[0].data
+    events.expected["demo-repost"] = "verdict (cache)"
+    events.records.append(_event("demo-repost", {"data_b64": base64.b64encode(samples[0].data).decode()}))
+    bad = {
+        "bad-not-an-image": ({"data_b64": base64.b64encode(b"definitely not an image").decode()}, "dead letter"),
+        "bad-metadata-url": ({"url": "http://169.254.169.254/latest/meta-data/"}, "dead letter (forbidden URL)"),
+        "bad-404": ({"url": server.url("missing.png")}, "dead letter (HTTP 404)"),
+    }
+    for event_id, (image, expectation) in bad.items():
+        events.expected[event_id] = expectation
+        events.records.append(_event(event_id, image))
+    events.expected["(unreadable record)"] = "dead letter (invalid JSON)"
+    events.records.append((b"broken", b"{this is not json"))
+    return events
+
+
+def _event(event_id: str, image: dict[str, str]) -> tuple[bytes, bytes]:
+    body = {
+        "schema_version": 1,
+        "event_id": event_id,
+        "content_id": f"post-{uuid.uuid5(uuid.NAMESPACE_URL, event_id).hex[:8]}",
+        "submitted_at": datetime.now(UTC).isoformat(),
+        "image": image,
+        "metadata": {"source": "zoomguard-demo"},
+    }
+    return event_id.encode(), json.dumps(body).encode()
+
+
+def demo_settings(model_dir: Path, bootstrap: str, server: LocalImageServer) -> Settings:
+    return load_settings(
+        overrides={
+            "engine": {"model": str(model_dir), **DEMO_ENGINE},
+            "detector": DEMO_DETECTOR,
+            "kafka": {"bootstrap_servers": bootstrap, **DEMO_KAFKA},
+            "fetch": {"allowed_networks": [f"{server.host}/32"], "allowed_ports": [server.port], "attempts": 2},
+            "worker": {"max_in_flight": 32, "low_water": 8, "audit_rate": 0.1},
+        }
+    )
+
+
+async def run_demo(out_dir: Path, inline: int = 8, by_url: int = 4) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"zoomguard demo: writing to {out_dir}", file=sys.stderr)
+    model_dir = out_dir / "tiny-model"
+    if not (model_dir / "config.json").is_file():
+        print("  building the tiny offline model ...", file=sys.stderr)
+        build_tiny_model(model_dir)
+    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker, LocalImageServer() as server:
+        events = build_events(server, inline, by_url)
+        settings = demo_settings(model_dir, broker.bootstrap, server)
+        return await _run(settings, events, out_dir)
+
+
+async def _run(settings: Settings, events: DemoEvents, out_dir: Path) -> int:
+    topics = settings.topics
+    ensure_topics(settings.kafka, [topics.input, topics.verdicts, topics.review, topics.dead_letter])
+    producer = make_producer(settings.kafka)
+    for key, value in events.records:
+        producer.send(topics.input, key=key, value=value)
+    producer.flush()
+    producer.close()
+    print(f"  produced {len(events.records)} events to {topics.input}; starting the worker", file=sys.stderr)
+
+    total = len(events.records)
+    stop = asyncio.Event()
+    bar = tqdm(total=total, desc="  events handled", unit="ev", file=sys.stderr)
+
+    def progress(outcome: Outcome) -> None:
+        bar.update(1)
+        if bar.n >= total:
+            stop.set()
+
+    try:
+        await run_service(settings, stop, on_outcome=progress)
+    finally:
+        bar.close()
+    outputs = read_outputs(settings)
+    _print_report(outputs, events)
+    gallery = write_gallery(outputs, events, out_dir)
+    print(f"\nannotated images and gallery: {gallery}")
+    return 0
+
+
+def read_outputs(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Everything on the three output topics, read from the beginning."""
+    consumer = KafkaConsumer(**settings.kafka.common_config(), enable_auto_commit=False)
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for name in (settings.topics.verdicts, settings.topics.review, settings.topics.dead_letter):
+            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            records: list[dict[str, Any]] = []
+            idle = 0
+            while idle < 3:
+                batch = consumer.poll(timeout_ms=300)
+                idle = 0 if batch else idle + 1
+                records.extend(json.loads(r.value) for rs in batch.values() for r in rs)
+            outputs[name] = records
+    finally:
+        consumer.close()
+    return outputs
+
+
+def _print_report(outputs: dict[str, list[dict[str, Any]]], events: DemoEvents) -> None:
+    verdicts, reviews, dead = outputs.values()
+    print(f"\nVERDICTS ({len(verdicts)})")
+    print(f"  {'event_id':<14} {'decision':<13} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache")
+    reasons = {r["event_id"]: r["reason"] for r in reviews}
+    for v in sorted(verdicts, key=lambda v: v["event_id"]):
+        p_ai = "-" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
+        print(
+            f"  {v['event_id']:<14} {v['decision']:<13} {p_ai:>6} {len(v['regions']):>7} {v['crops']:>5} "
+            f"{reasons.get(v['event_id'], '-'):<10} {'hit' if v['cache_hit'] else '-'}"
+        )
+    print(f"\nREVIEW REQUESTS ({len(reviews)}): " + ", ".join(f"{r['event_id']} ({r['reason']})" for r in reviews))
+    print(f"\nDEAD LETTERS ({len(dead)})")
+    for d in dead:
+        who = d["event_id"] or "(unreadable)"
+        print(f"  {who:<18} {d['stage']:<6} {d['error']['kind']:<16} {d['error']['message'][:70]}")
+
+
+def write_gallery(outputs: dict[str, list[dict[str, Any]]], events: DemoEvents, out_dir: Path) -> Path:
+    gallery = out_dir / "gallery"
+    gallery.mkdir(exist_ok=True)
+    cards = []
+    verdicts = next(iter(outputs.values()))
+    for v in sorted(verdicts, key=lambda v: v["event_id"]):
+        data = events.images.get(v["event_id"])
+        if data is None:
+            continue
+        detection = Detection.model_validate({k: v[k] for k in Detection.model_fields})
+        name = f"{v['event_id']}.png"
+        annotate(decode_image(data).image, detection).save(gallery / name)
+        findings = "".join(f"<li>{html.escape(r['finding'][:60])}</li>" for r in v["regions"])
+        p_ai = "n/a" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
+        cards.append(
+            f'<figure><img src="{name}" width="320"><figcaption><b>{html.escape(v["event_id"])}</b>: '
+            f"{v['decision']} (p_ai {p_ai})<ul>{findings}</ul></figcaption></figure>"
+        )
+    page = gallery / "index.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><title>zoomguard demo</title>"
+        "<style>body{font-family:sans-serif}figure{display:inline-block;vertical-align:top;margin:8px}</style>"
+        "<h1>zoomguard demo verdicts</h1><p>Tiny random-weight model: the verdicts exercise the pipeline "
+        "and mean nothing.</p>" + "".join(cards)
+    )
+    return page

@@ -1,0 +1,57 @@
+"""The worker process's wiring: engine, detector, fetcher, cache, Kafka clients, worker; and teardown.
+
+`zoomguard run`, the demo and the tests all start the service through `run_service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from zoomguard.config import Settings
+from zoomguard.consumer.cache import VerdictCache
+from zoomguard.consumer.fetch import URLFetcher
+from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread, make_consumer, make_producer
+from zoomguard.consumer.processor import EventProcessor, Outcome
+from zoomguard.consumer.worker import Worker, WorkerStats
+from zoomguard.detector.engines.base import Engine
+from zoomguard.detector.factory import build_detector, build_engine
+
+log = structlog.get_logger("zoomguard.service")
+
+
+async def run_service(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    engine: Engine | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_started: Callable[[Worker], None] | None = None,
+) -> WorkerStats:
+    """Run one worker until `stop` is set. A passed-in `engine` is shared (already started) and not closed."""
+    owns_engine = engine is None
+    if engine is None:
+        engine = build_engine(settings)
+        await engine.start()
+    fetcher = URLFetcher(settings.fetch)
+    consumer = ConsumerThread(make_consumer(settings.kafka))
+    producer = AsyncProducer(make_producer(settings.kafka))
+    try:
+        detector = build_detector(settings, engine)
+        processor = EventProcessor(
+            detector, fetcher, VerdictCache(settings.worker.cache_entries), settings.worker, settings.topics
+        )
+        worker = Worker(consumer, producer, processor, settings.worker, settings.topics, on_outcome=on_outcome)
+        if on_started is not None:
+            on_started(worker)
+        log.info("service starting", model=detector.model.name, model_version=detector.model.version)
+        await worker.run(stop)
+        return worker.stats
+    finally:
+        await asyncio.to_thread(producer.close)
+        consumer.shutdown()
+        await fetcher.close()
+        if owns_engine:
+            await engine.close()
