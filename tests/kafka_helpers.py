@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -109,3 +110,22 @@ def settings_with(base: Settings, **sections: dict[str, Any]) -> Settings:
     """A copy of `base` with some sections updated (values merged into the existing section)."""
     updates = {name: getattr(base, name).model_copy(update=values) for name, values in sections.items()}
     return base.model_copy(update=updates)
+
+
+class TopicWatcher:
+    """Keeps reading a topic from the beginning; `event_ids()` is cheap to call in a wait loop."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or [])]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self.values: list[dict[str, Any]] = []
+
+    def event_ids(self) -> Counter[str]:
+        batch = self._consumer.poll(timeout_ms=100)
+        self.values.extend(json.loads(r.value) for rs in batch.values() for r in rs)
+        return Counter(v["event_id"] for v in self.values)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -58,7 +58,10 @@ class OpenAIServerEngine:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             )
         if not self._model:
-            self._model = await self._discover_model()
+            try:
+                self._model = await self._discover_model()
+            except EngineUnavailableError:
+                pass  # servers still starting: discovered on the first request, which the caller retries
 
     async def _discover_model(self) -> str:
         """The served model name from /v1/models (the first endpoint that answers)."""
@@ -74,6 +77,8 @@ class OpenAIServerEngine:
         raise EngineUnavailableError("no vLLM server answered /v1/models: " + ", ".join(self._urls()))
 
     async def generate(self, request: GenerationRequest) -> Generation:
+        if not self._model:
+            self._model = await self._discover_model()
         body = self._body(request)
         errors: list[str] = []
         for endpoint in self._candidates():
