@@ -51,13 +51,13 @@ def test_detect_through_the_server(loop: LoopThread, tiny_model: Path, vllm_serv
 
 
 def test_no_live_server_is_unavailable_not_bad_input(loop: LoopThread, tiny_model: Path) -> None:
-    settings = tiny_settings(
-        str(tiny_model),
-        mode="server",
-        server_urls=["http://127.0.0.1:9"],
-        served_model_name="tiny",
-        request_timeout_s=2,
-    )
+    engine = {
+        "mode": "server",
+        "server_urls": ["http://127.0.0.1:9"],
+        "served_model_name": "tiny",
+        "request_timeout_s": 2,
+    }
+    settings = tiny_settings(str(tiny_model), engine)
 
     async def run() -> None:
         engine = build_engine(settings)

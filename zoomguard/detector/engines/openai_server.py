@@ -8,6 +8,7 @@ skipped for a cooldown and the request tries the next. Only when none answers is
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -58,10 +59,9 @@ class OpenAIServerEngine:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             )
         if not self._model:
-            try:
+            # servers may still be starting: then the name is discovered on the first request (retried)
+            with contextlib.suppress(EngineUnavailableError):
                 self._model = await self._discover_model()
-            except EngineUnavailableError:
-                pass  # servers still starting: discovered on the first request, which the caller retries
 
     async def _discover_model(self) -> str:
         """The served model name from /v1/models (the first endpoint that answers)."""
