@@ -20,7 +20,10 @@ _TEXT_TOKEN_MARGIN = 512
 
 
 def build_engine(settings: Settings) -> Engine:
+    """The configured engine, not started. Settings that cannot work are refused here, before any load."""
     engine = settings.engine
+    if engine.model or settings.detector.model_family != "auto":
+        resolve_family(engine.model, settings.detector.model_family)
     if not engine.model and engine.mode == "in_process":
         raise ConfigError("no model: pass --model DIR_OR_NAME (or set engine.model / ZOOMGUARD_ENGINE__MODEL)")
     if engine.mode == "server":
