@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo lint typecheck check clean
+.PHONY: setup test demo lint typecheck docs clean
 
 setup:
 	./scripts/setup-venv.sh
@@ -24,3 +24,6 @@ typecheck: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+docs: setup
+	$(PY) -m zoomguard.settings_reference

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--inline", type=int, default=8, help="images sent inline")
     demo.add_argument("--by-url", type=int, default=4, help="images sent by URL")
 
+    sub.add_parser("settings", help="print every setting with its environment variable and default (Markdown)")
+
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight Qwen2.5-VL checkpoint (offline)")
     tiny.add_argument("out_dir", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
@@ -96,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "settings":
+        from zoomguard.settings_reference import settings_reference
+
+        print(settings_reference())
+        return 0
     if args.command == "tiny-model":
         from zoomguard.detector.tiny_model import TinyModelSpec, build_tiny_model
 

@@ -8,23 +8,28 @@ cap the count, and upscale small regions so the model sees their detail.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
 from zoomguard.detector.geometry import Box, merge_with_sources
 
 
+def _doc(default: float, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class CropSettings:
-    max_crops: int = 4
-    pad_fraction: float = 0.15
-    min_pad_px: int = 8
-    min_crop_side: int = 64
-    max_area_fraction: float = 0.5
-    merge_iou: float = 0.5
-    zoom_target_side: int = 448
-    max_zoom: float = 4.0
+    max_crops: int = _doc(4, "crops sent to Query 2 at most (each costs image tokens)")
+    pad_fraction: float = _doc(0.15, "context added on each side, as a fraction of the region's side")
+    min_pad_px: int = _doc(8, "context added on each side at least (pixels)")
+    min_crop_side: int = _doc(64, "smaller regions are grown around their centre to this side (pixels)")
+    max_area_fraction: float = _doc(0.5, "regions covering more of the image are not cropped (the paper's rule)")
+    merge_iou: float = _doc(0.5, "regions overlapping at least this IoU are merged into one crop")
+    zoom_target_side: int = _doc(448, "a crop's longer side is scaled towards this (zoom in, or down)")
+    max_zoom: float = _doc(4.0, "upscaling never exceeds this factor")
 
     def __post_init__(self) -> None:
         checks = [

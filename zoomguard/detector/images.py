@@ -13,7 +13,7 @@ import io
 import struct
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -53,8 +53,10 @@ _ENCODERS = {"PNG": "PNG", "JPEG": "JPEG", "JPG": "JPEG"}
 class ImageLimits:
     """Why: uploads are untrusted; these bound memory and CPU per image."""
 
-    max_bytes: int = 20 * 1024 * 1024  # encoded size
-    max_pixels: int = 50_000_000  # width*height declared by the header (before decoding)
+    max_bytes: int = field(default=20 * 1024 * 1024, metadata={"doc": "largest encoded image accepted (bytes)"})
+    max_pixels: int = field(
+        default=50_000_000, metadata={"doc": "largest width x height, checked from the header before decoding"}
+    )
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.max_pixels < 1:
