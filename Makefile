@@ -8,7 +8,7 @@ setup:
 	./scripts/setup-venv.sh
 
 test: setup
-	$(VENV)/bin/ruff check zoomguard tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -ra
 
@@ -16,8 +16,8 @@ demo: setup
 	$(VENV)/bin/zoomguard demo
 
 lint: setup
-	$(VENV)/bin/ruff check zoomguard tests benchmarks
-	$(VENV)/bin/ruff format --check zoomguard tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
 	$(VENV)/bin/mypy

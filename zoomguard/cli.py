@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
     run.add_argument("--group-id", help="consumer group (default zoomguard)")
     _engine_args(run)
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default: telemetry.log_level)")
     run.add_argument("--log-json", action="store_true", default=None, help="JSON logs even on a terminal")
 
     broker = sub.add_parser("broker", help="the embedded Kafka-compatible broker (Tansu), in the foreground")
@@ -128,11 +128,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from zoomguard.commands.run import run_worker
         from zoomguard.config import load_settings
-        from zoomguard.telemetry import configure_logging
+        from zoomguard.telemetry.logs import configure_logging
 
         _quiet_engine_logs()
-        configure_logging(args.log_level, args.log_json)
-        return asyncio.run(run_worker(load_settings(args.config, _overrides(args))))
+        settings = load_settings(args.config, _overrides(args))
+        configure_logging(args.log_level or settings.telemetry.log_level, args.log_json or settings.telemetry.log_json)
+        return asyncio.run(run_worker(settings))
     if args.command == "broker":
         from zoomguard.broker import EmbeddedBroker
 
@@ -145,7 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
     if args.command == "demo":
         from zoomguard.commands.demo import run_demo
-        from zoomguard.telemetry import configure_logging
+        from zoomguard.telemetry.logs import configure_logging
 
         _quiet_engine_logs()
         configure_logging("WARNING")

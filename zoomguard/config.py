@@ -21,6 +21,7 @@ from zoomguard.consumer.settings import KafkaSettings, TopicSettings, WorkerSett
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
+from zoomguard.telemetry.settings import TelemetrySettings
 
 ENV_PREFIX = "ZOOMGUARD_"
 
@@ -34,6 +35,7 @@ class Settings(BaseModel):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 def load_settings(

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
 from zoomguard.schemas.detection import Detection, ErrorInfo
 from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
+from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 
 log = structlog.get_logger("zoomguard.processor")
 
@@ -64,6 +66,7 @@ class Outcome:
     review_reason: str | None = None
     cache_hit: bool = False
     error_kind: str | None = None
+    submitted_at: datetime | None = None
 
 
 class InternalError(BadInputError):
@@ -89,7 +92,10 @@ class EventProcessor:
         worker: WorkerSettings,
         topics: TopicSettings,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        telemetry: Telemetry | None = None,
     ):
+        self._telemetry = telemetry or disabled_telemetry()
+        self._tracer = self._telemetry.tracer
         self._detector = detector
         self._fetcher = fetcher
         self._cache = cache
@@ -118,9 +124,15 @@ class EventProcessor:
         parsed.append(event)
         data, attempts = await self._image_bytes(event)
         detection, cache_hit = await self._detect(data, event.event_id, attempts)
-        url = event.image.url
-        review_image = url if url is not None else await asyncio.to_thread(self._thumbnail_uri, data)
-        routed = route(detection, event, source, audit_rate=self._worker.audit_rate, review_image=review_image)
+        if not cache_hit:
+            self._record_stages(detection)
+        with self._tracer.start_as_current_span("route") as span:
+            url = event.image.url
+            review_image = url if url is not None else await asyncio.to_thread(self._thumbnail_uri, data)
+            routed = route(detection, event, source, audit_rate=self._worker.audit_rate, review_image=review_image)
+            span.set_attributes(
+                {"zoomguard.decision": detection.decision, "zoomguard.review": routed.review is not None}
+            )
         key = event.event_id.encode()
         verdict = routed.verdict.model_copy(update={"cache_hit": cache_hit})
         outputs = [Output(self._topics.verdicts, key, verdict.model_dump_json().encode(), headers)]
@@ -134,7 +146,19 @@ class EventProcessor:
             decision=detection.decision,
             review_reason=routed.review.reason if routed.review else None,
             cache_hit=cache_hit,
+            submitted_at=event.submitted_at,
         )
+
+    def _record_stages(self, detection: Detection) -> None:
+        timings = detection.timings_ms
+        for stage, ms in (
+            ("decode", timings.decode_ms),
+            ("locate", timings.locate_ms),
+            ("crop", timings.crop_ms),
+            ("examine", timings.examine_ms),
+        ):
+            if ms:
+                self._telemetry.metrics.stage(stage, ms / 1000.0)
 
     def _parse(self, record: InputRecord) -> ImageEvent:
         value = record.value
@@ -160,10 +184,16 @@ class EventProcessor:
             except ValueError as exc:
                 raise _DeadLetter("parse", exc) from None
         assert event.image.url is not None
-        try:
-            return await self._fetcher.fetch(event.image.url)
-        except BadInputError as exc:
-            raise _DeadLetter("fetch", exc, attempts=getattr(exc, "attempts", 1)) from None
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span("fetch") as span:
+            try:
+                body, attempts = await self._fetcher.fetch(event.image.url)
+            except BadInputError as exc:
+                span.set_attribute("error.type", exc.kind)
+                raise _DeadLetter("fetch", exc, attempts=getattr(exc, "attempts", 1)) from None
+            span.set_attributes({"zoomguard.fetch.attempts": attempts, "zoomguard.fetch.bytes": len(body)})
+        self._telemetry.metrics.stage("fetch", time.perf_counter() - started)
+        return body, attempts
 
     async def _detect(self, data: bytes, event_id: str, attempts: int) -> tuple[Detection, bool]:
         sha256 = hashlib.sha256(data).hexdigest()

@@ -18,6 +18,7 @@ from zoomguard.consumer.processor import EventProcessor, Outcome
 from zoomguard.consumer.worker import Worker, WorkerStats
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
+from zoomguard.telemetry.bundle import Telemetry, build_telemetry
 
 log = structlog.get_logger("zoomguard.service")
 
@@ -29,21 +30,52 @@ async def run_service(
     engine: Engine | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_started: Callable[[Worker], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> WorkerStats:
-    """Run one worker until `stop` is set. A passed-in `engine` is shared (already started) and not closed."""
+    """Run one worker until `stop` is set. A passed-in `engine` is shared (already started) and not closed;
+    a passed-in `telemetry` (tests) is used instead of one built from settings, and not closed."""
+    owns_telemetry = telemetry is None
+    telemetry = telemetry or build_telemetry(settings.telemetry)
     owns_engine = engine is None
-    if engine is None:
-        engine = build_engine(settings)
-        await engine.start()
+    try:
+        if engine is None:
+            engine = build_engine(settings)
+            await engine.start()
+        telemetry.health.engine_loaded = True
+        telemetry.state.engine_queue_depth = engine.queue_depth
+        return await _run_worker(settings, stop, engine, telemetry, on_outcome, on_started)
+    finally:
+        if owns_engine and engine is not None:
+            await engine.close()
+        if owns_telemetry:
+            telemetry.close()
+
+
+async def _run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    engine: Engine,
+    telemetry: Telemetry,
+    on_outcome: Callable[[Outcome], None] | None,
+    on_started: Callable[[Worker], None] | None,
+) -> WorkerStats:
     fetcher = URLFetcher(settings.fetch)
     consumer = ConsumerThread(make_consumer(settings.kafka))
     producer = AsyncProducer(make_producer(settings.kafka))
     try:
-        detector = build_detector(settings, engine)
-        processor = EventProcessor(
-            detector, fetcher, VerdictCache(settings.worker.cache_entries), settings.worker, settings.topics
+        detector = build_detector(settings, engine, telemetry.tracer)
+        cache = VerdictCache(settings.worker.cache_entries)
+        processor = EventProcessor(detector, fetcher, cache, settings.worker, settings.topics, telemetry=telemetry)
+        worker = Worker(
+            consumer,
+            producer,
+            processor,
+            settings.worker,
+            settings.topics,
+            on_outcome=on_outcome,
+            telemetry=telemetry,
+            group_id=settings.kafka.group_id,
         )
-        worker = Worker(consumer, producer, processor, settings.worker, settings.topics, on_outcome=on_outcome)
         if on_started is not None:
             on_started(worker)
         log.info("service starting", model=detector.model.name, model_version=detector.model.version)
@@ -53,5 +85,3 @@ async def run_service(
         await asyncio.to_thread(producer.close)
         consumer.shutdown()
         await fetcher.close()
-        if owns_engine:
-            await engine.close()

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -23,11 +24,14 @@ from kafka import AsyncConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.net.selector import KernelEvent
 from kafka.structs import OffsetAndMetadata
+from opentelemetry.trace import SpanKind
 
 from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread
 from zoomguard.consumer.offsets import OffsetTracker
 from zoomguard.consumer.processor import EventProcessor, InputRecord, Outcome, Output
 from zoomguard.consumer.settings import TopicSettings, WorkerSettings
+from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
+from zoomguard.telemetry.tracing import TRACE_HEADERS, context_from_headers, headers_from_context, kafka_attributes
 
 log = structlog.get_logger("zoomguard.worker")
 
@@ -59,7 +63,14 @@ class Worker:
         worker: WorkerSettings,
         topics: TopicSettings,
         on_outcome: Callable[[Outcome], None] | None = None,
+        telemetry: Telemetry | None = None,
+        group_id: str | None = None,
     ):
+        self._telemetry = telemetry or disabled_telemetry()
+        self._tracer = self._telemetry.tracer
+        self._group_id = group_id
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._highwaters: dict[TopicPartition, int] = {}
         self._consumer = consumer
         self._producer = producer
         self._processor = processor
@@ -70,6 +81,10 @@ class Worker:
         self._want_pause = False
         self._on_outcome = on_outcome
         self.stats = WorkerStats()
+        state = self._telemetry.state
+        state.in_flight = self._tracker.in_flight
+        state.paused = lambda: self.stats.paused
+        state.lag = self.lag
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then drain, commit and leave the group."""
@@ -81,7 +96,9 @@ class Worker:
         try:
             while not stop.is_set():
                 await self._sync_pause()
-                batches = await self._consumer.call(self._poller())
+                batches, highwaters, assigned = await self._consumer.call(self._poller())
+                self._highwaters.update(highwaters)
+                self._telemetry.health.polled(self.stats.paused, assigned)
                 for records in batches.values():
                     for record in records:
                         self._start(record)
@@ -89,15 +106,32 @@ class Worker:
                     await self._commit()
                     last_commit = time.monotonic()
         finally:
+            self._telemetry.health.stopping = True
             await self._shutdown()
 
-    def _poller(self) -> Callable[[Any], Any]:
+    def _poller(self) -> Callable[[Any], tuple[Any, dict[TopicPartition, int], int]]:
+        """Poll, and read the high watermarks the fetches brought (for lag), on the consumer thread."""
         room = max(1, self._settings.max_in_flight - self._tracker.in_flight())
-        return lambda consumer: consumer.poll(timeout_ms=200, max_records=room)
+
+        def poll(consumer: Any) -> tuple[Any, dict[TopicPartition, int], int]:
+            batches = consumer.poll(timeout_ms=200, max_records=room)
+            assigned = consumer.assignment()
+            highwaters = {tp: hw for tp in assigned if (hw := consumer.highwater(tp)) is not None}
+            return batches, highwaters, len(assigned)
+
+        return poll
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet read, per partition: high watermark minus the next offset to read."""
+        return {
+            (tp.topic, tp.partition): max(0, hw - self._next_offsets.get(tp, hw))
+            for tp, hw in list(self._highwaters.items())
+        }
 
     def _start(self, record: Any) -> None:
         tp = TopicPartition(record.topic, record.partition)
         self._tracker.start(tp, record.offset)
+        self._next_offsets[tp] = max(self._next_offsets.get(tp, 0), record.offset + 1)
         item = InputRecord(
             topic=record.topic,
             partition=record.partition,
@@ -110,9 +144,23 @@ class Worker:
         self.stats.in_flight = self._tracker.in_flight()
 
     async def _handle(self, tp: TopicPartition, record: InputRecord) -> None:
+        attributes = kafka_attributes(
+            record.topic,
+            record.partition,
+            record.offset,
+            "process",
+            **{"messaging.consumer.group.name": self._group_id},
+        )
         try:
-            outcome = await self._processor.process(record)
-            await self._publish(outcome.outputs)
+            with self._tracer.start_as_current_span(
+                f"consume {record.topic}",
+                context=context_from_headers(record.headers),  # continue the uploader's trace
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ) as span:
+                outcome = await self._processor.process(record)
+                span.set_attribute("zoomguard.outcome", outcome.kind)
+                await self._publish(outcome.outputs)
         finally:
             self._tasks.pop((tp, record.offset), None)
         # Only here, with every output acknowledged, may the offset become committable.
@@ -121,12 +169,11 @@ class Worker:
         self._count(outcome)
 
     async def _publish(self, outputs: list[Output]) -> None:
+        started = time.perf_counter()
         delay = self._settings.retry_initial_s
         pending = list(outputs)
         while pending:
-            results = await asyncio.gather(
-                *(self._producer.send(o.topic, o.key, o.value, o.headers) for o in pending), return_exceptions=True
-            )
+            results = await asyncio.gather(*(self._send(o) for o in pending), return_exceptions=True)
             failed = [o for o, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
             errors = [r for r in results if isinstance(r, BaseException)]
             for error in errors:
@@ -138,14 +185,37 @@ class Worker:
                 log.warning("publish failed, retrying", error=str(errors[0]), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.retry_max_s)
+        self._telemetry.metrics.stage("publish", time.perf_counter() - started)
+
+    async def _send(self, output: Output) -> Any:
+        """One output record in a producer span whose context travels in the record's headers."""
+        attributes = kafka_attributes(output.topic, -1, None, "send")
+        with self._tracer.start_as_current_span(
+            f"publish {output.topic}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            trace_headers = headers_from_context()
+            headers = output.headers
+            if trace_headers:  # tracing on: our span replaces the input's context (same trace, one hop on)
+                headers = [(k, v) for k, v in output.headers if k not in TRACE_HEADERS] + trace_headers
+            return await self._producer.send(output.topic, output.key, output.value, headers)
 
     def _count(self, outcome: Outcome) -> None:
+        metrics = self._telemetry.metrics
         self.stats.outcomes[outcome.kind] += 1
+        metrics.events.add(1, {"outcome": outcome.kind})
         if outcome.decision:
             self.stats.decisions[outcome.decision] += 1
+            metrics.decisions.add(1, {"decision": outcome.decision})
         if outcome.review_reason:
             self.stats.reviews[outcome.review_reason] += 1
-        self.stats.cache_hits += int(outcome.cache_hit)
+            metrics.events.add(1, {"outcome": "review"})
+            metrics.reviews.add(1, {"reason": outcome.review_reason})
+        if outcome.cache_hit:
+            self.stats.cache_hits += 1
+            metrics.cache_hits.add(1)
+        if outcome.submitted_at is not None:
+            age = (datetime.now(UTC) - outcome.submitted_at).total_seconds()
+            metrics.end_to_end.record(max(0.0, age))
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 

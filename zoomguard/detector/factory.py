@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from opentelemetry import trace
+
 from zoomguard.config import Settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.engines.openai_server import OpenAIServerEngine
@@ -45,9 +47,9 @@ def check_context_fits(settings: Settings) -> None:
         )
 
 
-def build_detector(settings: Settings, engine: Engine) -> ZoomInDetector:
+def build_detector(settings: Settings, engine: Engine, tracer: trace.Tracer | None = None) -> ZoomInDetector:
     family = resolve_family(settings.engine.model or engine.model_name, settings.detector.model_family)
-    return ZoomInDetector(engine, settings.detector, family, model_info(settings, engine, family))
+    return ZoomInDetector(engine, settings.detector, family, model_info(settings, engine, family), tracer)
 
 
 def model_info(settings: Settings, engine: Engine, family: ModelFamily) -> ModelInfo:

@@ -10,6 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from PIL import Image
 
 from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs
@@ -55,8 +56,16 @@ class _Examined:
 class ZoomInDetector:
     """Runs ZoomIn on one image at a time; call it concurrently and the engine batches the requests."""
 
-    def __init__(self, engine: Engine, settings: DetectorSettings, family: ModelFamily, model: ModelInfo):
+    def __init__(
+        self,
+        engine: Engine,
+        settings: DetectorSettings,
+        family: ModelFamily,
+        model: ModelInfo,
+        tracer: trace.Tracer | None = None,
+    ):
         self._engine = engine
+        self._tracer = tracer or trace.NoOpTracer()
         self._settings = settings
         self._family = family
         self._model = model
@@ -78,7 +87,9 @@ class ZoomInDetector:
     async def detect_bytes(self, data: bytes, *, request_id: str) -> Detection:
         """Decode (off the event loop: large images take tens of ms) and detect."""
         started = time.perf_counter()
-        decoded = await asyncio.to_thread(decode_image, data, self._settings.limits)
+        with self._tracer.start_as_current_span("decode") as span:
+            decoded = await asyncio.to_thread(decode_image, data, self._settings.limits)
+            span.set_attributes({"image.width": decoded.width, "image.height": decoded.height})
         return await self.detect_image(decoded, request_id=request_id, started=started)
 
     async def detect_image(self, decoded: DecodedImage, *, request_id: str, started: float | None = None) -> Detection:
@@ -94,20 +105,28 @@ class ZoomInDetector:
         )
 
         mark = time.perf_counter()
-        located = await self._locate(first_turn, model_size, size, request_id)
+        with self._tracer.start_as_current_span("query1.locate") as span:
+            located = await self._locate(first_turn, model_size, size, request_id)
+            span.set_attributes(
+                {"zoomguard.regions": len(located.regions), "zoomguard.prompt_tokens": located.generation.prompt_tokens}
+            )
         locate_ms = _ms_since(mark)
 
         mark = time.perf_counter()
-        boxes = [box for box, _ in located.regions]
-        plans = plan_crops(boxes, decoded.width, decoded.height, self._settings.crops)
-        crops = await asyncio.to_thread(self._cut, decoded.image, plans) if plans else []
+        with self._tracer.start_as_current_span("crop") as span:
+            boxes = [box for box, _ in located.regions]
+            plans = plan_crops(boxes, decoded.width, decoded.height, self._settings.crops)
+            crops = await asyncio.to_thread(self._cut, decoded.image, plans) if plans else []
+            span.set_attribute("zoomguard.crops", len(crops))
         crop_ms = _ms_since(mark)
 
         examined: _Examined | None = None
         mark = time.perf_counter()
         if plans or self._settings.no_region_policy == "examine_full_image":
             findings = [located.regions[plan.region_index][1] for plan in plans]
-            examined = await self._examine(first_turn, located.generation, findings, crops, request_id)
+            with self._tracer.start_as_current_span("query2.examine") as span:
+                examined = await self._examine(first_turn, located.generation, findings, crops, request_id)
+                span.set_attribute("zoomguard.cached_prompt_tokens", examined.generation.cached_prompt_tokens or 0)
         examine_ms = _ms_since(mark) if examined else 0.0
 
         decision, p_ai, reason, explanation = self._decide(located, examined)

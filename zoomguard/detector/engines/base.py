@@ -68,4 +68,7 @@ class Engine(Protocol):
     async def generate(self, request: GenerationRequest) -> Generation:
         """Run one request; raises EngineUnavailableError on transient failure."""
 
+    def queue_depth(self) -> int:
+        """Requests accepted and not finished (for metrics and autoscaling)."""
+
     async def close(self) -> None: ...

@@ -102,6 +102,9 @@ class OpenAIServerEngine:
             return _generation(response.json())
         raise EngineUnavailableError("no vLLM server could answer: " + "; ".join(errors or self._urls()))
 
+    def queue_depth(self) -> int:
+        return sum(endpoint.in_flight for endpoint in self._endpoints)
+
     async def close(self) -> None:
         if self._client is not None and self._owns_client:
             await self._client.aclose()

@@ -39,6 +39,9 @@ class ScriptedEngine:
             finish_reason="stop",
         )
 
+    def queue_depth(self) -> int:
+        return 0
+
     async def close(self) -> None:
         return None
 

@@ -108,6 +108,9 @@ class VllmInProcessEngine:
             finish_reason=completion.finish_reason,
         )
 
+    def queue_depth(self) -> int:
+        return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
+
     async def close(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()
