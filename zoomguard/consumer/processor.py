@@ -212,12 +212,17 @@ class EventProcessor:
         while True:
             try:
                 # unique per attempt: a redelivered event may overlap its first run in the engine
-                return await self._detector.detect_bytes(data, request_id=f"{event_id}:{uuid.uuid4().hex[:12]}")
+                detection = await self._detector.detect_bytes(data, request_id=f"{event_id}:{uuid.uuid4().hex[:12]}")
             except UnavailableError as exc:
+                self._telemetry.health.engine_failed()
+                self._telemetry.metrics.events.add(1, {"outcome": "retry"})
                 self.engine_retries += 1
                 log.warning("engine unavailable, retrying", event_id=event_id, error=str(exc), retry_in_s=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._worker.retry_max_s)
+                continue
+            self._telemetry.health.engine_answered()
+            return detection
 
     def _dead_letter(
         self,
