@@ -152,6 +152,7 @@ def test_two_workers_share_partitions_and_one_takes_over(
         wait_for(lambda: bool(assigned(a)) and bool(assigned(b)), 60, "both workers to get partitions")
         assert not set(assigned(a)) & set(assigned(b))
         records = _events(60, seed=2)
+        records.append((b"ev-bad", image_event("ev-bad", inline(b"not an image"))))
         metadata = produce(broker.bootstrap, topics["input"], records)
         watcher = TopicWatcher(broker.bootstrap, topics["verdicts"])
         try:
@@ -162,7 +163,7 @@ def test_two_workers_share_partitions_and_one_takes_over(
             watcher.close()
         every_partition = sorted(f"{topics['input']}/{p}" for p in range(4))
         wait_for(lambda: sorted(assigned(b)) == every_partition, 60, "b to take over every partition")
-        wanted = {key.decode() for key, _ in records}
+        wanted = {key.decode() for key, _ in records} - {"ev-bad"}
         wait_for(lambda: set(_verdict_ids(broker.bootstrap, topics["verdicts"])) == wanted, 180, "all verdicts")
         assert b.terminate() == 0
     finally:
@@ -170,6 +171,10 @@ def test_two_workers_share_partitions_and_one_takes_over(
         b.stop_quietly()
     handled = {w: next(line["handled"] for line in w.lines() if line.get("event") == "exiting") for w in (a, b)}
     assert handled[a] > 0 and handled[b] > 0
+    # log lines about an event say which event, where it came from, and which trace it belongs to
+    (letter,) = [line for w in (a, b) for line in w.lines() if line.get("event") == "dead letter"]
+    assert letter["event_id"] == "ev-bad" and letter["topic"] == topics["input"]
+    assert {"partition", "offset", "trace_id", "model_version", "timestamp", "level"} <= set(letter)
     ends = Counter(m.partition for m in metadata)
     assert committed(broker.bootstrap, group, topics["input"], 4) == {p: ends[p] for p in range(4)}
 

@@ -122,6 +122,7 @@ class EventProcessor:
     ) -> Outcome:
         event = self._parse(record)
         parsed.append(event)
+        structlog.contextvars.bind_contextvars(event_id=event.event_id, model_version=self._detector.model.version)
         data, attempts = await self._image_bytes(event)
         detection, cache_hit = await self._detect(data, event.event_id, attempts)
         if not cache_hit:

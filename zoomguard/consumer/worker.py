@@ -158,6 +158,14 @@ class Worker:
                 kind=SpanKind.CONSUMER,
                 attributes=attributes,
             ) as span:
+                # every log line of this event's task carries where it came from (tasks own their context)
+                context = span.get_span_context()
+                structlog.contextvars.bind_contextvars(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    trace_id=format(context.trace_id, "032x") if context.is_valid else None,
+                )
                 outcome = await self._processor.process(record)
                 span.set_attribute("zoomguard.outcome", outcome.kind)
                 await self._publish(outcome.outputs)

@@ -22,12 +22,9 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def build_tracer_provider(
-    settings: TelemetrySettings, extra_processor: SpanProcessor | None = None
-) -> TracerProvider | None:
-    """None when traces are off and no test processor is given."""
-    if settings.traces == "none" and extra_processor is None:
-        return None
+def build_tracer_provider(settings: TelemetrySettings, extra_processor: SpanProcessor | None = None) -> TracerProvider:
+    """A real provider even with exporting off: trace ids still exist for log lines and still propagate
+    from input headers to output headers, so an uploader's trace is never broken by zoomguard."""
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if settings.traces == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -42,9 +39,7 @@ def build_tracer_provider(
     return provider
 
 
-def tracer_from(provider: TracerProvider | None) -> trace.Tracer:
-    if provider is None:
-        return trace.NoOpTracer()
+def tracer_from(provider: TracerProvider) -> trace.Tracer:
     return provider.get_tracer("zoomguard")
 
 
