@@ -47,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--inline", type=int, default=8, help="images sent inline")
     demo.add_argument("--by-url", type=int, default=4, help="images sent by URL")
 
+    bench = sub.add_parser("bench", help="throughput, latency, prefix reuse and memory, side by side in one run")
+    bench.add_argument("--quick", action="store_true", help="small counts: under 5 minutes on the tiny model on CPU")
+    bench.add_argument("--out", type=Path, default=Path("bench-out/report.json"), help="JSON report (+ .md, .png)")
+    bench.add_argument("--model", help="checkpoint or hub id (default: the tiny offline model, built if needed)")
+    bench.add_argument("--server", action="append", metavar="URL", help="measure vLLM servers instead (repeatable)")
+    bench.add_argument("--images", type=int, help="images for the ceiling, pipeline and latency runs")
+    bench.add_argument("--image-size", default="320x240", help="generated image size WxH (default 320x240)")
+    bench.add_argument("--max-in-flight", type=int, default=64, help="worker window (default 64)")
+    bench.add_argument("--load-format", help="vLLM load format; 'dummy' = random weights from a real config")
+    bench.add_argument("--dtype", help="vLLM dtype (default: float32 for the tiny model, auto otherwise)")
+    bench.add_argument("--max-pixels", type=int, help="detector.max_pixels (default: 224*224 for the tiny model)")
+
     sub.add_parser("settings", help="print every setting with its environment variable and default (Markdown)")
 
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight Qwen2.5-VL checkpoint (offline)")
@@ -98,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "bench":
+        from zoomguard.commands.bench import options_from_args, run_bench
+        from zoomguard.telemetry.logs import configure_logging
+
+        _quiet_engine_logs()
+        configure_logging("WARNING")
+        asyncio.run(run_bench(options_from_args(args), args.out))
+        return 0
     if args.command == "settings":
         from zoomguard.settings_reference import settings_reference
 

@@ -81,6 +81,7 @@ class Worker:
         self._want_pause = False
         self._on_outcome = on_outcome
         self.stats = WorkerStats()
+        self.on_first_record: Callable[[], object] | None = None  # benchmarks time from the first record
         state = self._telemetry.state
         state.in_flight = self._tracker.in_flight
         state.paused = lambda: self.stats.paused
@@ -132,6 +133,9 @@ class Worker:
         tp = TopicPartition(record.topic, record.partition)
         self._tracker.start(tp, record.offset)
         self._next_offsets[tp] = max(self._next_offsets.get(tp, 0), record.offset + 1)
+        if self.on_first_record is not None:
+            self.on_first_record()
+            self.on_first_record = None
         item = InputRecord(
             topic=record.topic,
             partition=record.partition,

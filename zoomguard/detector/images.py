@@ -220,3 +220,11 @@ def encode_image(image: Image.Image, fmt: str = "PNG", quality: int = 95) -> byt
     else:
         rgb.save(buffer, format="PNG", compress_level=1)  # fast: these bytes only cross the wire once
     return buffer.getvalue()
+
+
+def resize_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize for the model. `reducing_gap` first shrinks by an integer factor (box filter, cheap), then
+    finishes with bicubic: a 12-megapixel photo resizes several times faster, with no visible difference."""
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)

@@ -32,7 +32,9 @@ class DetectorSettings(BaseModel):
     examine_max_tokens: int = Field(512, ge=32, description="generation cap for Query 2")
     explanation_max_chars: int = Field(600, ge=16, description="schema maxLength of explanations")
     finding_max_chars: int = Field(120, ge=8, description="schema maxLength of a region's finding")
-    top_logprobs: int = Field(10, ge=2, le=20, description="alternatives per token used for p_ai")
+    top_logprobs: int = Field(
+        5, ge=2, le=20, description="alternatives per token for p_ai (under the grammar only label starts are valid)"
+    )
     crops: CropSettings = Field(default_factory=CropSettings, description="crop geometry (see crops.py)")
     limits: ImageLimits = Field(default_factory=ImageLimits, description="byte / pixel limits for inputs")
 

@@ -18,7 +18,7 @@ from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
 from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import Box, sanitize_boxes
-from zoomguard.detector.images import DecodedImage, decode_image
+from zoomguard.detector.images import DecodedImage, decode_image, resize_to
 from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.detector.settings import DetectorSettings
@@ -97,7 +97,7 @@ class ZoomInDetector:
         decode_ms = _ms_since(started)
         size = (decoded.width, decoded.height)
         model_size = self._family.model_size(*size, self._settings.min_pixels, self._settings.max_pixels)
-        model_image = await asyncio.to_thread(_resize, decoded.image, model_size)
+        model_image = await asyncio.to_thread(resize_to, decoded.image, model_size)
         first_turn = Turn(
             "user",
             locate_prompt(self._family.coordinate_instruction(model_size), self._settings.max_regions),
@@ -157,7 +157,9 @@ class ZoomInDetector:
             ),
             usage=Usage(
                 locate_prompt_tokens=located.generation.prompt_tokens,
+                locate_completion_tokens=located.generation.completion_tokens,
                 examine_prompt_tokens=examined.generation.prompt_tokens if examined else 0,
+                examine_completion_tokens=examined.generation.completion_tokens if examined else 0,
                 examine_cached_tokens=examined.generation.cached_prompt_tokens if examined else None,
             ),
         )
@@ -221,7 +223,7 @@ class ZoomInDetector:
         """Cut and zoom the crops, then snap each to a size the model takes without resizing again."""
         crops = cut_crops(image, plans)
         return [
-            _resize(
+            resize_to(
                 crop,
                 self._family.model_size(*crop.size, self._settings.min_pixels, self._settings.max_pixels),
             )
@@ -247,10 +249,6 @@ class ZoomInDetector:
         if decision != "uncertain":
             return decision, p_ai, None, explanation
         return decision, p_ai, ("no_confidence" if p_ai is None else "low_confidence"), explanation
-
-
-def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
 
 
 def _ms_since(mark: float) -> float:

@@ -57,7 +57,9 @@ class Usage(_Frozen):
     """Token counts; examine_cached_tokens shows how much of Query 1 the prefix cache served."""
 
     locate_prompt_tokens: int = 0
+    locate_completion_tokens: int = 0
     examine_prompt_tokens: int = 0
+    examine_completion_tokens: int = 0
     examine_cached_tokens: int | None = None
 
 

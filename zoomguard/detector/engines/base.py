@@ -53,6 +53,7 @@ class Generation:
     prompt_tokens: int
     cached_prompt_tokens: int | None
     finish_reason: str | None
+    completion_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

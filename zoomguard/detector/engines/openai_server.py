@@ -186,4 +186,5 @@ def _generation(payload: dict[str, Any]) -> Generation:
         prompt_tokens=int(usage.get("prompt_tokens", 0)),
         cached_prompt_tokens=details.get("cached_tokens"),
         finish_reason=choice.get("finish_reason"),
+        completion_tokens=int(usage.get("completion_tokens", 0)),
     )

@@ -37,6 +37,7 @@ class ScriptedEngine:
             prompt_tokens=prompt_tokens,
             cached_prompt_tokens=100 if len(request.turns) > 1 else 0,
             finish_reason="stop",
+            completion_tokens=len(text),
         )
 
     def queue_depth(self) -> int:

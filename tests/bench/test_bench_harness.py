@@ -1,0 +1,53 @@
+"""The benchmark harness itself runs and reports every key (tiny counts; no speed is asserted here:
+speed targets live in the harness's own report, never in timed tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from zoomguard.bench.options import BenchOptions
+from zoomguard.bench.report import TARGETS, markdown
+from zoomguard.bench.runs import percentiles, throughput
+from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE, run_bench
+
+REPORT_KEYS = {
+    "engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "pipeline_over_ceiling",
+    "pipeline_over_naive", "prefix_reuse", "memory_growth", "latency_ms", "machine", "model", "settings",
+}  # fmt: skip
+
+
+def test_throughput_and_percentiles_are_computed_as_documented() -> None:
+    assert throughput(9.0, [10.0, 10.5, 11.0, 13.0]) == (1.0, 4.0)  # 4 results from 9 s to 13 s
+    assert throughput(5.0, []) == (0.0, 0.0)
+    cuts = percentiles([float(v) for v in range(1, 101)])
+    assert cuts["p50"] == pytest.approx(50.5) and cuts["p99"] == pytest.approx(99.01)
+
+
+@pytest.mark.engine
+@pytest.mark.broker
+def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: Path) -> None:
+    options = BenchOptions(
+        model=str(tiny_model), images=6, sequential_images=3, naive_images=2, image_size=(160, 120),
+        prepost_megapixels=(0.3,), prepost_repeats=1, memory_backlog=2, max_in_flight=8,
+        engine_overrides=dict(_TINY_ENGINE), detector_overrides=dict(_TINY_DETECTOR),
+    )  # fmt: skip
+    out = tmp_path / "report.json"
+    report = asyncio.run(run_bench(options, out))
+    assert set(report) >= REPORT_KEYS
+    assert json.loads(out.read_text()) == report
+    assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
+    for key in ("engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "cache_ips"):
+        assert report[key] > 0, key
+    assert report["pipeline_over_ceiling"] == pytest.approx(report["pipeline_ips"] / report["engine_ceiling_ips"], rel=0.01)
+    assert 0 < report["prefix_reuse"] <= 1
+    assert report["memory_growth"] > 0
+    assert [row["format"] for row in report["prepost"]] == ["JPEG", "PNG"]
+    table = out.with_suffix(".md").read_text()
+    assert table.count("met (") + table.count("MISSED (") == len(TARGETS)  # each target judged
+    assert "pipeline / ceiling" in table and "prefix reuse" in table and markdown(report) in table
+    assert Image.open(out.with_suffix(".png")).size == (640, 360)

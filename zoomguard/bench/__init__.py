@@ -1,0 +1,1 @@
+"""`zoomguard bench`: throughput, latency, prefix reuse, pre-processing cost and memory, side by side."""

@@ -1,0 +1,31 @@
+"""What one benchmark run measures with: model, engine mode, image sizes and counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: str
+    images: int = 64  # engine ceiling and pipeline
+    sequential_images: int = 16
+    naive_images: int = 8
+    image_size: tuple[int, int] = (320, 240)
+    prepost_megapixels: tuple[float, ...] = (1.0, 4.0, 12.0)
+    prepost_repeats: int = 3
+    memory_backlog: int = 32  # the large run uses 10x this
+    repost_share: float = 0.3
+    max_in_flight: int = 64
+    engine_overrides: dict[str, object] = field(default_factory=dict)
+    detector_overrides: dict[str, object] = field(default_factory=dict)
+    server_urls: tuple[str, ...] = ()
+
+    @classmethod
+    def quick(cls, model: str, **changes: object) -> BenchOptions:
+        return cls(model=model, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def full(cls, model: str, **changes: object) -> BenchOptions:
+        base = {"images": 256, "sequential_images": 32, "naive_images": 16, "memory_backlog": 64, "prepost_repeats": 5}
+        return cls(model=model, **{**base, **changes})  # type: ignore[arg-type]

@@ -1,0 +1,192 @@
+"""`zoomguard bench`: every measure side by side in one run, on the same machine, model and images."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from zoomguard.bench.naive import naive_transformers
+from zoomguard.bench.options import BenchOptions
+from zoomguard.bench.prepost import measure_prepost
+from zoomguard.bench.report import machine, markdown, write
+from zoomguard.bench.runs import RunResult, engine_ceiling, percentiles, pipeline
+from zoomguard.broker import EmbeddedBroker
+from zoomguard.config import Settings, load_settings
+from zoomguard.detector.factory import build_engine
+from zoomguard.samples import make_samples
+
+# Fast group joins on the embedded broker (see environment notes); a real cluster keeps its own values.
+_BENCH_KAFKA = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def bench_settings(options: BenchOptions, bootstrap: str) -> Settings:
+    engine: dict[str, Any] = {"model": options.model, **options.engine_overrides}
+    if options.server_urls:
+        engine.update({"mode": "server", "server_urls": list(options.server_urls)})
+    return load_settings(
+        overrides={
+            "engine": engine,
+            "detector": options.detector_overrides,
+            "kafka": {"bootstrap_servers": bootstrap, **_BENCH_KAFKA},
+            "worker": {"cache_entries": 0},  # measure detection, not the cache (the cache run turns it on)
+        }
+    )
+
+
+async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
+    images = [s.data for s in make_samples(options.images, seed=1000, size=options.image_size)]
+    with EmbeddedBroker() as broker:
+        settings = bench_settings(options, broker.bootstrap)
+        engine = build_engine(settings)
+        _say(f"starting the engine ({settings.engine.mode}, {options.model})")
+        await engine.start()
+        try:
+            results = await _measure(options, settings, engine, images)
+        finally:
+            await engine.close()
+    _say("naive baseline: transformers generate, one image at a time")
+    naive = naive_transformers(
+        options.model,
+        images[: options.naive_images],
+        locate_tokens=results["locate_tokens"],
+        examine_tokens=results["examine_tokens"],
+        max_pixels=settings.detector.max_pixels,
+        min_pixels=settings.detector.min_pixels,
+    )
+    _say("pre- and post-processing per image")
+    prepost = measure_prepost(options.prepost_megapixels, options.prepost_repeats)
+    report = _report(options, settings, results, naive, prepost)
+    paths = write(report, out)
+    print(markdown(report))
+    _say("wrote " + ", ".join(str(p) for p in paths))
+    return report
+
+
+async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:
+    _say("warm-up (grammar compilation, first batches)")
+    await engine_ceiling(settings, engine, images[: min(8, len(images))])
+    _say(f"engine ceiling: {len(images)} images straight to the engine")
+    ceiling = await engine_ceiling(settings, engine, images)
+    _say(f"pipeline: {len(images)} events through the broker and worker")
+    piped = await pipeline(settings, engine, images, max_in_flight=options.max_in_flight)
+    _say(f"sequential: {options.sequential_images} events, one in flight")
+    sequential = await pipeline(settings, engine, images[: options.sequential_images], max_in_flight=1)
+    _say(f"latency: {len(images)} events paced at 70% of the pipeline's throughput")
+    paced = await pipeline(settings, engine, images, max_in_flight=options.max_in_flight, pace_ips=0.7 * piped.ips)
+    repost_count = int(len(images) * options.repost_share)
+    reposted = images[: len(images) - repost_count] + images[:repost_count]
+    cached_settings = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"cache_entries": 10000})}
+    )
+    _say(f"cache: {len(images)} events, {repost_count} of them reposts")
+    cached = await pipeline(cached_settings, engine, reposted, max_in_flight=options.max_in_flight)
+    backlog = options.memory_backlog
+    memory_images = [images[i % len(images)] for i in range(backlog * 10)]
+    _say(f"memory: backlog of {backlog}, then {backlog * 10}")
+    small = await pipeline(settings, engine, memory_images[:backlog], max_in_flight=options.max_in_flight)
+    large = await pipeline(settings, engine, memory_images, max_in_flight=options.max_in_flight)
+    examined = [d for d in ceiling.detections if d.examined and d.usage.examine_cached_tokens is not None]
+    prefix = [d.usage.examine_cached_tokens / d.usage.locate_prompt_tokens for d in examined]  # type: ignore[operator]
+    mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
+    return {
+        "ceiling": ceiling,
+        "pipeline": piped,
+        "sequential": sequential,
+        "paced": paced,
+        "cached": cached,
+        "memory_small": small,
+        "memory_large": large,
+        "prefix_reuse": mean(prefix),
+        "locate_tokens": round(mean([d.usage.locate_completion_tokens for d in ceiling.detections])),
+        "examine_tokens": round(mean([d.usage.examine_completion_tokens for d in ceiling.detections if d.examined])),
+    }
+
+
+def _report(
+    options: BenchOptions, settings: Settings, r: dict[str, Any], naive: RunResult, prepost: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ceiling, piped, sequential = r["ceiling"].ips, r["pipeline"].ips, r["sequential"].ips
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "engine_ceiling_ips": round(ceiling, 3),
+        "pipeline_ips": round(piped, 3),
+        "sequential_ips": round(sequential, 3),
+        "naive_ips": round(naive.ips, 3),
+        "pipeline_over_ceiling": round(piped / ceiling, 3) if ceiling else 0.0,
+        "pipeline_over_naive": round(piped / naive.ips, 2) if naive.ips else 0.0,
+        "pipeline_over_sequential": round(piped / sequential, 2) if sequential else 0.0,
+        "prefix_reuse": round(r["prefix_reuse"], 4),
+        "memory_growth": round(r["memory_large"].peak_rss_mb / r["memory_small"].peak_rss_mb, 3),
+        "memory_rss_mb": {
+            "small": round(r["memory_small"].peak_rss_mb, 1),
+            "large": round(r["memory_large"].peak_rss_mb, 1),
+        },
+        "latency_ms": percentiles(r["paced"].latencies_ms),
+        "cache_ips": round(r["cached"].ips, 3),
+        "cache_speedup": round(r["cached"].ips / piped, 2) if piped else 0.0,
+        "tokens_per_image": {"locate": r["locate_tokens"], "examine": r["examine_tokens"]},
+        "prepost": prepost,
+        "machine": machine(),
+        "model": options.model,
+        "settings": {
+            "engine_mode": settings.engine.mode,
+            "images": options.images,
+            "image_size": list(options.image_size),
+            "max_in_flight": options.max_in_flight,
+            "max_pixels": settings.detector.max_pixels,
+            "max_crops": settings.detector.crops.max_crops,
+            "repost_share": options.repost_share,
+            "memory_backlog": options.memory_backlog,
+            "naive_images": options.naive_images,
+            "sequential_images": options.sequential_images,
+        },
+    }
+
+
+# The tiny CPU model: small images, short answers, float32 (what the CPU attention supports).
+_TINY_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 128}
+_TINY_DETECTOR = {
+    "max_pixels": 224 * 224,
+    "max_regions": 4,
+    "min_regions": 1,
+    "locate_max_tokens": 256,
+    "examine_max_tokens": 160,
+    "explanation_max_chars": 160,
+    "finding_max_chars": 40,
+    "crops": {"max_crops": 2, "zoom_target_side": 224},
+}
+
+
+def options_from_args(args: Any) -> BenchOptions:
+    from zoomguard.detector.tiny_model import build_tiny_model
+
+    tiny = args.model is None
+    model = args.model or str(args.out.parent / "tiny-model")
+    if tiny and not (Path(model) / "config.json").is_file():
+        _say(f"building the tiny offline model in {model}")
+        build_tiny_model(model)
+    engine: dict[str, Any] = dict(_TINY_ENGINE) if tiny else {}
+    detector: dict[str, Any] = dict(_TINY_DETECTOR) if tiny else {}
+    if args.load_format:
+        engine["load_format"] = args.load_format
+    if args.dtype:
+        engine["dtype"] = args.dtype
+    if args.max_pixels:
+        detector["max_pixels"] = args.max_pixels
+    width, height = (int(v) for v in args.image_size.lower().split("x"))
+    changes: dict[str, Any] = {
+        "image_size": (width, height),
+        "max_in_flight": args.max_in_flight,
+        "engine_overrides": engine,
+        "detector_overrides": detector,
+        "server_urls": tuple(args.server or ()),
+    }
+    if args.images:
+        changes["images"] = args.images
+    return BenchOptions.quick(model, **changes) if args.quick else BenchOptions.full(model, **changes)
