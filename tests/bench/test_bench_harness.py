@@ -43,7 +43,9 @@ def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: P
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     for key in ("engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "cache_ips"):
         assert report[key] > 0, key
-    assert report["pipeline_over_ceiling"] == pytest.approx(report["pipeline_ips"] / report["engine_ceiling_ips"], rel=0.01)
+    assert report["pipeline_over_ceiling"] == pytest.approx(
+        report["pipeline_ips"] / report["engine_ceiling_ips"], rel=0.01
+    )
     assert 0 < report["prefix_reuse"] <= 1
     assert report["memory_growth"] > 0
     assert [row["format"] for row in report["prepost"]] == ["JPEG", "PNG"]

@@ -22,7 +22,7 @@ from zoomguard.detector.images import DecodedImage, decode_image, resize_to
 from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.detector.settings import DetectorSettings
-from zoomguard.schemas.answers import ExamineAnswer, LocateAnswer, response_schema
+from zoomguard.schemas.answers import VERDICT_MARKER, VERDICT_TAIL_REGEX, ExamineAnswer, LocateAnswer, response_schema
 from zoomguard.schemas.detection import (
     Decision,
     Detection,
@@ -174,6 +174,8 @@ class ZoomInDetector:
                 json_schema=self._locate_schema,
                 max_tokens=self._settings.locate_max_tokens,
                 top_logprobs=self._settings.top_logprobs,
+                score_marker=VERDICT_MARKER,
+                score_regex=VERDICT_TAIL_REGEX,
             )
         )
         # The grammar caps regions at max_regions; the parser's own cap only guards servers without one.
@@ -201,6 +203,8 @@ class ZoomInDetector:
                 json_schema=self._examine_schema,
                 max_tokens=self._settings.examine_max_tokens,
                 top_logprobs=self._settings.top_logprobs,
+                score_marker=VERDICT_MARKER,
+                score_regex=VERDICT_TAIL_REGEX,
             )
         )
         parsed = parse_answer(generation.text, with_regions=False)

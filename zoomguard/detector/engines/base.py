@@ -35,6 +35,10 @@ class GenerationRequest:
     top_logprobs: int = 10
     temperature: float = 0.0
     adapter: str | None = None
+    # Optional: logprobs are only needed after `score_marker` (the verdict). An engine may then generate
+    # up to the marker without logprobs and finish with `score_regex`, reporting logprobs only there.
+    score_marker: str | None = None
+    score_regex: str | None = None
 
 
 @dataclass(frozen=True)

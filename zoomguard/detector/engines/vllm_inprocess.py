@@ -72,34 +72,13 @@ class VllmInProcessEngine:
     async def generate(self, request: GenerationRequest) -> Generation:
         if self._llm is None:
             raise EngineUnavailableError("engine not started")
-        from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
-        from vllm.v1.engine.exceptions import EngineDeadError
-
         prompt = self._template_owner.apply_chat_template(
             _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
         )
         images = [image for turn in request.turns for image in turn.images]
-        params = SamplingParams(
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            logprobs=request.top_logprobs,
-            flat_logprobs=True,  # a few flat lists instead of a dict per token: much less Python work and GC
-            structured_outputs=StructuredOutputsParams(json=request.json_schema),
-        )
-        inputs: dict[str, Any] = {"prompt": prompt}
-        if images:
-            inputs["multi_modal_data"] = {"image": images}
-        final = None
-        try:
-            async for output in self._llm.generate(inputs, params, request.request_id):
-                final = output
-        except EngineDeadError as exc:
-            raise EngineUnavailableError(f"vLLM engine died: {exc}") from exc
-        except ValueError as exc:  # vLLM's input validation: this input can never run on this engine
-            raise ModelInputError(str(exc)) from exc
-        if final is None or not final.outputs:
-            raise EngineUnavailableError("vLLM returned no output")
+        if request.score_marker and request.score_regex:
+            return await self._generate_then_score(request, prompt, images)
+        final = await self._run(request.request_id, prompt, images, self._params(request, json=True))
         completion = final.outputs[0]
         return Generation(
             text=completion.text,
@@ -109,6 +88,77 @@ class VllmInProcessEngine:
             finish_reason=completion.finish_reason,
             completion_tokens=len(completion.token_ids),
         )
+
+    async def _generate_then_score(self, request: GenerationRequest, prompt: str, images: list[Any]) -> Generation:
+        """Two steps, because vLLM reports logprobs for every generated token and turning them into Python
+        objects costs more CPU than a small model's forward pass (benchmarks/RESULTS.md): first the answer
+        up to the verdict marker without logprobs, then the verdict itself, constrained by `score_regex`,
+        with logprobs. The second request's prompt is the first's plus its answer: a prefix-cache hit."""
+        assert request.score_marker is not None
+        head = await self._run(
+            request.request_id, prompt, images, self._params(request, json=True, stop=request.score_marker)
+        )
+        head_out = head.outputs[0]
+        marker_reached = head_out.finish_reason == "stop" and head_out.text.endswith(request.score_marker)
+        if not marker_reached:  # cut off or ended early: the answer is what it is, without a score
+            return Generation(
+                text=head_out.text,
+                tokens=(),
+                prompt_tokens=len(head.prompt_token_ids or ()),
+                cached_prompt_tokens=head.num_cached_tokens,
+                finish_reason=head_out.finish_reason,
+                completion_tokens=len(head_out.token_ids),
+            )
+        tail = await self._run(
+            f"{request.request_id}:score", prompt + head_out.text, images, self._params(request, json=False)
+        )
+        tail_out = tail.outputs[0]
+        return Generation(
+            text=head_out.text + tail_out.text,
+            tokens=(TokenLogprob(head_out.text, 0.0), *_tokens(tail_out)),
+            prompt_tokens=len(head.prompt_token_ids or ()),
+            cached_prompt_tokens=head.num_cached_tokens,
+            finish_reason=tail_out.finish_reason,
+            completion_tokens=len(head_out.token_ids) + len(tail_out.token_ids),
+        )
+
+    def _params(self, request: GenerationRequest, *, json: bool, stop: str | None = None) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        if json:
+            constraint = StructuredOutputsParams(json=request.json_schema)
+        else:
+            constraint = StructuredOutputsParams(regex=request.score_regex)
+        scored = stop is None
+        return SamplingParams(
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            logprobs=request.top_logprobs if scored else None,
+            flat_logprobs=True,  # a few flat lists instead of a dict per token: much less Python work and GC
+            structured_outputs=constraint,
+            stop=[stop] if stop else None,
+            include_stop_str_in_output=stop is not None,
+        )
+
+    async def _run(self, request_id: str, prompt: str, images: list[Any], params: Any) -> Any:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        assert self._llm is not None
+        inputs: dict[str, Any] = {"prompt": prompt}
+        if images:
+            inputs["multi_modal_data"] = {"image": images}
+        final = None
+        try:
+            async for output in self._llm.generate(inputs, params, request_id):
+                final = output
+        except EngineDeadError as exc:
+            raise EngineUnavailableError(f"vLLM engine died: {exc}") from exc
+        except ValueError as exc:  # vLLM's input validation: this input can never run on this engine
+            raise ModelInputError(str(exc)) from exc
+        if final is None or not final.outputs:
+            raise EngineUnavailableError("vLLM returned no output")
+        return final
 
     def queue_depth(self) -> int:
         return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
@@ -155,6 +205,10 @@ def _tokens(completion: Any) -> tuple[TokenLogprob, ...]:
     flat = completion.logprobs
     if not flat:
         return ()
+    if not hasattr(flat, "start_indices"):  # list of dicts (flat_logprobs off)
+        return tuple(
+            _token_from_dict(token_id, alts) for token_id, alts in zip(completion.token_ids, flat, strict=False)
+        )
     tokens = []
     ids, logprobs, texts = flat.token_ids, flat.logprobs, flat.decoded_tokens
     for position, token_id in enumerate(completion.token_ids[: len(flat.start_indices)]):
@@ -169,3 +223,12 @@ def _tokens(completion: Any) -> tuple[TokenLogprob, ...]:
             )
         )
     return tuple(tokens)
+
+
+def _token_from_dict(token_id: int, alternatives: Any) -> TokenLogprob:
+    chosen = alternatives.get(token_id)
+    return TokenLogprob(
+        token=(chosen.decoded_token or "") if chosen else "",
+        logprob=chosen.logprob if chosen else float("-inf"),
+        top=tuple((alt.decoded_token or "", alt.logprob) for alt in alternatives.values()),
+    )
