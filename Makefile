@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo lint typecheck docs clean
+.PHONY: setup test demo bench lint typecheck docs clean
 
 setup:
 	./scripts/setup-venv.sh
@@ -27,3 +27,6 @@ clean:
 
 docs: setup
 	$(PY) -m zoomguard.settings_reference
+
+bench: setup
+	$(VENV)/bin/zoomguard bench --quick --out bench-out/report.json
