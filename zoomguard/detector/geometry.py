@@ -1,18 +1,22 @@
 """Boxes in pixel space: the pure arithmetic under box mapping, sanitising, merging and cropping.
 
-Boxes from a model are untrusted: reversed corners, points outside the image, NaN and duplicates are
-all expected, and all handled here before anything is cut or reported.
+Boxes from a model are untrusted: reversed corners, points outside the image, NaN, huge numbers and
+duplicates are all expected, and all handled here before anything is cut or reported.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from numbers import Real
 
 
 @dataclass(frozen=True)
 class Box:
+    """An axis-aligned box in pixels; build it with `from_corners` when the corner order is unknown."""
+
     x1: float
     y1: float
     x2: float
@@ -25,6 +29,7 @@ class Box:
 
     @property
     def width(self) -> float:
+        """Never negative, so a reversed box simply has no area instead of a negative one."""
         return max(0.0, self.x2 - self.x1)
 
     @property
@@ -40,18 +45,22 @@ class Box:
         return ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
 
     def clamp(self, width: float, height: float) -> Box:
+        """Keep the part inside a width x height image (a box fully outside collapses onto an edge)."""
         return Box(
-            min(max(self.x1, 0.0), width),
-            min(max(self.y1, 0.0), height),
-            min(max(self.x2, 0.0), width),
-            min(max(self.y2, 0.0), height),
+            _within(self.x1, width),
+            _within(self.y1, height),
+            _within(self.x2, width),
+            _within(self.y2, height),
         )
 
     def scale(self, sx: float, sy: float) -> Box:
+        """Map between pixel spaces, e.g. the model's resized image and the original."""
         return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
 
     def union(self, other: Box) -> Box:
-        return Box(min(self.x1, other.x1), min(self.y1, other.y1), max(self.x2, other.x2), max(self.y2, other.y2))
+        """The smallest box holding both: what two merged proposals become."""
+        x1, y1 = min(self.x1, other.x1), min(self.y1, other.y1)
+        return Box(x1, y1, max(self.x2, other.x2), max(self.y2, other.y2))
 
     def intersection_area(self, other: Box) -> float:
         w = min(self.x2, other.x2) - max(self.x1, other.x1)
@@ -59,20 +68,35 @@ class Box:
         return w * h if w > 0 and h > 0 else 0.0
 
     def normalised(self, width: float, height: float) -> tuple[float, float, float, float]:
-        def frac(value: float, extent: float) -> float:
-            return round(min(max(value / extent, 0.0), 1.0), 4)
-
-        return (frac(self.x1, width), frac(self.y1, height), frac(self.x2, width), frac(self.y2, height))
+        """Fractions of the image side in [0, 1], 4 decimals: a compact, size-independent form for reports."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image sides must be positive, got {width}x{height}")
+        return (
+            _fraction(self.x1, width),
+            _fraction(self.y1, height),
+            _fraction(self.x2, width),
+            _fraction(self.y2, height),
+        )
 
     def rounded(self) -> tuple[int, int, int, int]:
         """Integer pixels that cover the box: floor the top-left, ceil the bottom-right."""
         return (math.floor(self.x1), math.floor(self.y1), math.ceil(self.x2), math.ceil(self.y2))
 
 
+def _within(value: float, extent: float) -> float:
+    return min(max(value, 0.0), extent)
+
+
+def _fraction(value: float, extent: float) -> float:
+    return round(_within(value / extent, 1.0), 4)
+
+
 def iou(a: Box, b: Box) -> float:
+    """Intersection over union; 0 when either box has no area, so degenerate boxes are never duplicates."""
+    if a.area <= 0 or b.area <= 0:
+        return 0.0
     inter = a.intersection_area(b)
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0
+    return inter / (a.area + b.area - inter)
 
 
 def smart_resize(
@@ -118,39 +142,60 @@ def sanitize_boxes(
 
 
 def _four_finite(item: object) -> tuple[float, float, float, float] | None:
-    if not isinstance(item, Sequence) or isinstance(item, str | bytes) or len(item) != 4:
+    """Exactly four finite real numbers, or None: anything else a model writes is skipped, never raised."""
+    if not isinstance(item, Iterable) or isinstance(item, str | bytes | Mapping):
         return None
-    values = []
-    for value in item:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    values = tuple(islice(item, 5))  # 5 is enough to tell "more than four"
+    if len(values) != 4:
+        return None
+    numbers: list[float] = []
+    for value in values:
+        # bool is an int, but True is no coordinate; huge ints overflow float conversion
+        if isinstance(value, bool) or not isinstance(value, Real):
             return None
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):
             return None
-        values.append(float(value))
-    return (values[0], values[1], values[2], values[3])
+        if not math.isfinite(number):
+            return None
+        numbers.append(number)
+    return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
 def merge_near_duplicates(boxes: Sequence[Box], iou_threshold: float) -> list[Box]:
-    """Greedy merge (union) of boxes overlapping at or above the threshold, until stable; keeps order."""
+    """Greedy merge (union) of boxes overlapping at or above the threshold, until stable; keeps order.
+
+    Models often mark one artefact several times with slightly shifted boxes; one crop of it is enough.
+    """
     merged, _ = merge_with_sources(boxes, iou_threshold)
     return merged
 
 
 def merge_with_sources(boxes: Sequence[Box], iou_threshold: float) -> tuple[list[Box], list[int]]:
     """As merge_near_duplicates, also returning for each kept box the index of its first source box."""
-    kept: list[Box] = list(boxes)
+    kept = list(boxes)
     sources = list(range(len(boxes)))
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(kept)):
-            for j in range(i + 1, len(kept)):
-                if iou(kept[i], kept[j]) >= iou_threshold:
-                    kept[i] = kept[i].union(kept[j])
-                    del kept[j]
-                    del sources[j]
-                    changed = True
-                    break
-            if changed:
+    while True:
+        kept_next, sources_next = _merge_pass(kept, sources, iou_threshold)
+        if len(kept_next) == len(kept):
+            return kept_next, sources_next
+        kept, sources = kept_next, sources_next
+
+
+def _merge_pass(boxes: list[Box], sources: list[int], iou_threshold: float) -> tuple[list[Box], list[int]]:
+    """One pass: each box joins the first kept box it overlaps enough, else it is kept itself.
+
+    A union grows, so it may now overlap a box it missed earlier; the caller repeats until nothing merges.
+    """
+    kept: list[Box] = []
+    kept_sources: list[int] = []
+    for box, source in zip(boxes, sources, strict=True):
+        for k, existing in enumerate(kept):
+            if iou(existing, box) >= iou_threshold:
+                kept[k] = existing.union(box)
                 break
-    return kept, sources
+        else:
+            kept.append(box)
+            kept_sources.append(source)
+    return kept, kept_sources
