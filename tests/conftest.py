@@ -18,24 +18,14 @@ from zoomguard.broker import EmbeddedBroker
 from zoomguard.config import Settings, load_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
-from zoomguard.detector.tiny_model import build_tiny_model
+from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
 from zoomguard.detector.zoomin import ZoomInDetector
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
-# Small images and short answers keep the tiny model fast on 2 cores; the code path is unchanged.
-TINY_DETECTOR = {
-    "max_pixels": 224 * 224,
-    "min_pixels": 56 * 56,
-    "max_regions": 4,
-    "locate_max_tokens": 384,
-    "examine_max_tokens": 256,
-    "explanation_max_chars": 160,
-    "finding_max_chars": 40,
-    "crops": {"max_crops": 3, "zoom_target_side": 224},
-}
-TINY_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 64}
+TINY_DETECTOR = TINY_DETECTOR_SETTINGS
+TINY_ENGINE = TINY_ENGINE_SETTINGS
 
 
 def tiny_settings(model: str, engine: dict[str, Any] | None = None, **sections: Any) -> Settings:

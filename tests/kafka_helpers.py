@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.support import LoopThread
 from zoomguard.config import Settings
 from zoomguard.consumer.kafka_io import ensure_topics
+from zoomguard.consumer.service import run_service
+from zoomguard.consumer.worker import WorkerStats
+from zoomguard.detector.engines.base import Engine
+from zoomguard.samples import image_event_json
+from zoomguard.telemetry.bundle import Telemetry
 
 # Join a group in ~1 s on the embedded broker (see shared notes: join time = session timeout / 2 s).
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
@@ -39,17 +45,8 @@ def kafka_overrides(bootstrap: str, prefix: str, partitions: int = 3) -> dict[st
     return {"kafka": settings, "topics": topics}
 
 
-def image_event(event_id: str, image: dict[str, str], **extra: Any) -> bytes:
-    body = {
-        "schema_version": 1,
-        "event_id": event_id,
-        "content_id": f"content-{event_id}",
-        "submitted_at": datetime.now(UTC).isoformat(),
-        "image": image,
-        "metadata": {"test": True},
-        **extra,
-    }
-    return json.dumps(body).encode()
+def image_event(event_id: str, image: dict[str, str]) -> bytes:
+    return image_event_json(event_id, image, metadata={"test": True})
 
 
 def inline(data: bytes) -> dict[str, str]:
@@ -129,3 +126,35 @@ class TopicWatcher:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def run_until_handled(
+    loop: LoopThread,
+    settings: Settings,
+    engine: Engine | None,
+    total: int,
+    *,
+    telemetry: Telemetry | None = None,
+    timeout: float = 240,
+) -> WorkerStats:
+    """Run the service on the test loop until `total` events were handled; stop it cleanly on timeout too."""
+
+    async def run() -> WorkerStats:
+        stop = asyncio.Event()
+        handled = 0
+
+        def count(_: object) -> None:
+            nonlocal handled
+            handled += 1
+            if handled >= total:
+                stop.set()
+
+        service = asyncio.create_task(run_service(settings, stop, engine=engine, on_outcome=count, telemetry=telemetry))
+        try:
+            return await asyncio.wait_for(asyncio.shield(service), timeout)
+        except TimeoutError:
+            stop.set()
+            await service
+            raise
+
+    return loop.run(run(), timeout=timeout + 60)

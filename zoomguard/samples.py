@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -53,6 +56,22 @@ def make_samples(count: int, seed: int = 0, size: tuple[int, int] = (640, 480)) 
         fmt, ext = _FORMATS[index % len(_FORMATS)]
         samples.append(Sample(f"sample-{seed}-{index:03d}.{ext}", encode(make_image(seed + index, size), fmt), fmt))
     return samples
+
+
+def image_event_json(
+    event_id: str, image: dict[str, str], *, content_id: str | None = None, metadata: dict[str, Any] | None = None
+) -> bytes:
+    """An ImageEvent record value as an uploader would produce it, submitted now. Not validated here, so
+    demos and tests can also build the bad events the worker must dead-letter."""
+    body = {
+        "schema_version": 1,
+        "event_id": event_id,
+        "content_id": content_id or f"content-{event_id}",
+        "submitted_at": datetime.now(UTC).isoformat(),
+        "image": image,
+        "metadata": metadata or {},
+    }
+    return json.dumps(body).encode()
 
 
 def write_samples(out_dir: str | Path, count: int, seed: int = 0, size: tuple[int, int] = (640, 480)) -> list[Path]:

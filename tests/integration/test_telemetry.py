@@ -15,37 +15,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import tiny_settings
-from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_all, wait_for
+from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_all, run_until_handled, wait_for
 from tests.support import LoopThread, TcpProxy, free_port
 from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings
 from zoomguard.consumer.service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.samples import LocalImageServer, make_samples
-from zoomguard.telemetry.bundle import Telemetry, build_telemetry
+from zoomguard.telemetry.bundle import build_telemetry
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN = "00f067aa0ba902b7"
-
-
-def _run(loop: LoopThread, settings: Settings, engine: Engine | None, telemetry: Telemetry, total: int) -> Any:
-    async def run() -> Any:
-        stop = asyncio.Event()
-        seen = 0
-
-        def count(_: object) -> None:
-            nonlocal seen
-            seen += 1
-            if seen >= total:
-                stop.set()
-
-        return await asyncio.wait_for(
-            run_service(settings, stop, engine=engine, on_outcome=count, telemetry=telemetry), 240
-        )
-
-    return loop.run(run())
 
 
 def test_one_trace_per_event_continuing_the_producers_trace(
@@ -68,7 +49,7 @@ def test_one_trace_per_event_continuing_the_producers_trace(
         exporter = InMemorySpanExporter()
         telemetry = build_telemetry(settings.telemetry, span_processor=SimpleSpanProcessor(exporter))
         try:
-            _run(loop, settings, inprocess_engine, telemetry, total=1)
+            run_until_handled(loop, settings, inprocess_engine, 1, telemetry=telemetry)
         finally:
             telemetry.close()
 
@@ -126,7 +107,7 @@ def test_metrics_endpoint_counts_what_happened(
     produce(broker.bootstrap, kafka["topics"]["input"], records)
     telemetry = build_telemetry(settings.telemetry)
     try:
-        stats = _run(loop, settings, inprocess_engine, telemetry, total=len(records))
+        stats = run_until_handled(loop, settings, inprocess_engine, len(records), telemetry=telemetry)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     finally:
         telemetry.close()

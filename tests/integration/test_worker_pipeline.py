@@ -2,49 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import tiny_settings
-from tests.kafka_helpers import committed, image_event, inline, kafka_overrides, produce, read_all, read_json
+from tests.kafka_helpers import (
+    committed,
+    image_event,
+    inline,
+    kafka_overrides,
+    produce,
+    read_all,
+    read_json,
+    run_until_handled,
+)
 from tests.support import LoopThread
 from zoomguard.broker import EmbeddedBroker
-from zoomguard.consumer.service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.samples import LocalImageServer, make_samples
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 PARTITIONS = 3
-
-
-def _run_until(loop: LoopThread, settings: Any, engine: Engine, total: int, timeout: float = 240) -> Any:
-    async def run() -> Any:
-        stop = asyncio.Event()
-        handled = 0
-
-        def count(_: object) -> None:
-            nonlocal handled
-            handled += 1
-            if handled >= total:
-                stop.set()
-
-        service = asyncio.create_task(run_service(settings, stop, engine=engine, on_outcome=count))
-        try:
-            await asyncio.wait_for(asyncio.shield(service), timeout)
-        except TimeoutError:
-            stop.set()
-            await service
-            raise
-        return service.result()
-
-    return loop.run(run(), timeout=timeout + 60)
 
 
 def test_events_in_verdicts_reviews_and_dead_letters_out(
@@ -89,7 +72,7 @@ def test_events_in_verdicts_reviews_and_dead_letters_out(
         records.extend((key.encode(), value) for key, (value, _, _) in bad.items())
         metadata = produce(broker.bootstrap, kafka["topics"]["input"], records)
 
-        stats = _run_until(loop, settings, inprocess_engine, total=len(records))
+        stats = run_until_handled(loop, settings, inprocess_engine, len(records))
 
     topics = kafka["topics"]
     verdicts = read_json(broker.bootstrap, topics["verdicts"])

@@ -4,6 +4,7 @@ so start-up costs (group join, grammar compile) do not blur the comparison betwe
 from __future__ import annotations
 
 import asyncio
+import base64
 import statistics
 import threading
 import time
@@ -21,6 +22,7 @@ from zoomguard.consumer.service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector
 from zoomguard.detector.images import decode_image
+from zoomguard.samples import image_event_json
 from zoomguard.schemas.detection import Detection
 
 
@@ -60,17 +62,7 @@ async def engine_ceiling(settings: Settings, engine: Engine, images: Sequence[by
 
 
 def image_event(event_id: str, data: bytes) -> bytes:
-    import base64
-    import json
-
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "content_id": f"bench-{event_id}",
-            "submitted_at": datetime.now(UTC).isoformat(),
-            "image": {"data_b64": base64.b64encode(data).decode()},
-        }
-    ).encode()
+    return image_event_json(event_id, {"data_b64": base64.b64encode(data).decode()}, content_id=f"bench-{event_id}")
 
 
 async def pipeline(

@@ -14,7 +14,6 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,13 @@ from zoomguard.consumer.processor import Outcome
 from zoomguard.consumer.service import run_service
 from zoomguard.detector.annotate import annotate
 from zoomguard.detector.images import decode_image
-from zoomguard.detector.tiny_model import build_tiny_model
-from zoomguard.samples import LocalImageServer, make_samples
+from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
+from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection
 
-# The tiny CPU model keeps images small and answers short; production settings are the defaults. Its
-# random weights put p_ai near 0.5, so the demo narrows the uncertain band to show all three routes.
-DEMO_DETECTOR: dict[str, Any] = {
-    "ai_threshold": 0.47,
-    "real_threshold": 0.44,
-    "max_pixels": 224 * 224,
-    "max_regions": 4,
-    "locate_max_tokens": 384,
-    "examine_max_tokens": 256,
-    "explanation_max_chars": 160,
-    "finding_max_chars": 40,
-    "crops": {"max_crops": 3, "zoom_target_side": 224},
-}
-DEMO_ENGINE: dict[str, Any] = {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 64}
+# The tiny model's random weights put p_ai near 0.5, so the demo narrows the uncertain band to show all
+# three routes; everything else is the tiny model's CPU settings.
+DEMO_DETECTOR: dict[str, Any] = {**TINY_DETECTOR_SETTINGS, "ai_threshold": 0.47, "real_threshold": 0.44}
 # Join a group in ~1 s on the embedded broker (real Kafka refuses sessions under 6 s: demo only).
 DEMO_KAFKA: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400, "group_id": "zoomguard-demo"}
 
@@ -54,7 +42,6 @@ DEMO_KAFKA: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms
 class DemoEvents:
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     images: dict[str, bytes] = field(default_factory=dict)  # event_id -> image bytes (for the gallery)
-    expected: dict[str, str] = field(default_factory=dict)  # event_id -> what should happen
 
 
 def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEvents:
@@ -68,41 +55,31 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
         else:
             image = {"url": server.add(sample.name, sample.data)}
         events.images[event_id] = sample.data
-        events.expected[event_id] = "verdict"
         events.records.append(_event(event_id, image))
     # a repost of the first image: served from the verdict cache
     events.images["demo-repost"] = samples[0].data
-    events.expected["demo-repost"] = "verdict (cache)"
     events.records.append(_event("demo-repost", {"data_b64": base64.b64encode(samples[0].data).decode()}))
     bad = {
-        "bad-not-an-image": ({"data_b64": base64.b64encode(b"definitely not an image").decode()}, "dead letter"),
-        "bad-metadata-url": ({"url": "http://169.254.169.254/latest/meta-data/"}, "dead letter (forbidden URL)"),
-        "bad-404": ({"url": server.url("missing.png")}, "dead letter (HTTP 404)"),
+        "bad-not-an-image": {"data_b64": base64.b64encode(b"definitely not an image").decode()},
+        "bad-metadata-url": {"url": "http://169.254.169.254/latest/meta-data/"},  # refused before connecting
+        "bad-404": {"url": server.url("missing.png")},
     }
-    for event_id, (image, expectation) in bad.items():
-        events.expected[event_id] = expectation
+    for event_id, image in bad.items():
         events.records.append(_event(event_id, image))
-    events.expected["(unreadable record)"] = "dead letter (invalid JSON)"
     events.records.append((b"broken", b"{this is not json"))
     return events
 
 
 def _event(event_id: str, image: dict[str, str]) -> tuple[bytes, bytes]:
-    body = {
-        "schema_version": 1,
-        "event_id": event_id,
-        "content_id": f"post-{uuid.uuid5(uuid.NAMESPACE_URL, event_id).hex[:8]}",
-        "submitted_at": datetime.now(UTC).isoformat(),
-        "image": image,
-        "metadata": {"source": "zoomguard-demo"},
-    }
-    return event_id.encode(), json.dumps(body).encode()
+    content_id = f"post-{uuid.uuid5(uuid.NAMESPACE_URL, event_id).hex[:8]}"
+    value = image_event_json(event_id, image, content_id=content_id, metadata={"source": "zoomguard-demo"})
+    return event_id.encode(), value
 
 
 def demo_settings(model_dir: Path, bootstrap: str, server: LocalImageServer) -> Settings:
     return load_settings(
         overrides={
-            "engine": {"model": str(model_dir), **DEMO_ENGINE},
+            "engine": {"model": str(model_dir), **TINY_ENGINE_SETTINGS},
             "detector": DEMO_DETECTOR,
             "kafka": {"bootstrap_servers": bootstrap, **DEMO_KAFKA},
             "fetch": {"allowed_networks": [f"{server.host}/32"], "allowed_ports": [server.port], "attempts": 2},

