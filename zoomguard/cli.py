@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -64,7 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight Qwen2.5-VL checkpoint (offline)")
     tiny.add_argument("out_dir", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
+    for name in PLUGGED_COMMANDS:
+        module_name = f"zoomguard.commands.{name}"
+        if importlib.util.find_spec(module_name) is not None:  # TODO(session): strict once all exist
+            importlib.import_module(module_name).add_parser(sub)
     return parser
+
+
+# Commands that register themselves: each module's add_parser(sub) adds its parser and sets
+# `handler=(args) -> int` with set_defaults. Module imports must stay light (no torch, no vLLM).
+PLUGGED_COMMANDS = ("review", "collect", "annotate", "train", "evaluate", "promote", "retrain")
 
 
 def _engine_args(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     if args.command == "bench":
         from zoomguard.commands.bench import options_from_args, run_bench
         from zoomguard.telemetry.logs import configure_logging

@@ -21,7 +21,10 @@ from zoomguard.consumer.settings import KafkaSettings, TopicSettings, WorkerSett
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
+from zoomguard.review.settings import ReviewSettings
 from zoomguard.telemetry.settings import TelemetrySettings
+from zoomguard.training.eval_settings import EvaluationSettings
+from zoomguard.training.train_settings import TrainSettings
 
 ENV_PREFIX = "ZOOMGUARD_"
 
@@ -36,6 +39,9 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    training: TrainSettings = Field(default_factory=TrainSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
 
 def load_settings(

@@ -14,6 +14,8 @@ class TopicSettings(BaseModel):
     verdicts: str = Field("images.verdicts", description="one VerdictEvent per processable input")
     review: str = Field("images.review", description="ReviewRequests for humans")
     dead_letter: str = Field("images.dlq", description="DeadLetters: input that can never be processed")
+    review_decisions: str = Field("images.review.decisions", description="ReviewDecisions from reviewers' tools")
+    model_updates: str = Field("models.updates", description="ModelUpdates: promoted models workers switch to")
 
 
 class KafkaSettings(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from zoomguard.schemas.detection import Detection, ErrorInfo
 
 EVENT_SCHEMA_VERSION = 1
-_ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]{1,200}$"
+ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]{1,200}$"
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -50,8 +50,8 @@ class ImageEvent(_Event):
     """Input on `images.submitted`: one uploaded image to moderate."""
 
     schema_version: Literal[1] = 1
-    event_id: str = Field(pattern=_ID_PATTERN, description="unique per submission; the output key")
-    content_id: str = Field(pattern=_ID_PATTERN, description="the platform's id of the post or upload")
+    event_id: str = Field(pattern=ID_PATTERN, description="unique per submission; the output key")
+    content_id: str = Field(pattern=ID_PATTERN, description="the platform's id of the post or upload")
     submitted_at: AwareDatetime = Field(description="when the upload happened (ISO 8601 with offset)")
     image: ImageRef
     metadata: dict[str, Any] = Field(default_factory=dict, description="passed through to the verdict")

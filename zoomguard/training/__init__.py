@@ -1,0 +1,1 @@
+"""The retraining loop: review decisions -> dataset -> SFT/GRPO (TRL, LoRA) -> evaluation -> promotion."""
