@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 
 import httpx
@@ -24,7 +25,7 @@ from zoomguard.schemas.detection import ModelInfo
 IMAGE = encode(make_image(5, (200, 150)), "PNG")
 
 
-def _processor(script, sleeps: list[float] | None = None) -> EventProcessor:  # type: ignore[no-untyped-def]
+def _processor(script, sleeps: list[float] | None = None, max_output_bytes: int = 4 << 20) -> EventProcessor:  # type: ignore[no-untyped-def]
     async def sleep(delay: float) -> None:
         (sleeps if sleeps is not None else []).append(delay)
 
@@ -38,7 +39,9 @@ def _processor(script, sleeps: list[float] | None = None) -> EventProcessor:  # 
         FetchSettings(), client=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)))
     )
     worker = WorkerSettings(audit_rate=0.0, retry_initial_s=0.5, retry_max_s=2.0)
-    return EventProcessor(detector, fetcher, VerdictCache(10), worker, TopicSettings(), sleep=sleep)
+    return EventProcessor(
+        detector, fetcher, VerdictCache(10), worker, TopicSettings(), sleep=sleep, max_output_bytes=max_output_bytes
+    )
 
 
 def _record(value: bytes | None, key: bytes | None = b"k", headers: tuple[tuple[str, bytes], ...] = ()) -> InputRecord:
@@ -105,6 +108,23 @@ def test_dead_letters_keep_the_original_record_and_say_why() -> None:
         assert base64.b64decode(letter["original_value_b64"]) == record.value
         assert letter["source"]["offset"] == 7 and letter["attempts"] >= 1
     assert json.loads(asyncio.run(processor.process(cases["fetch"])).outputs[0].value)["event_id"] == "e-3"
+
+
+def test_a_dead_letter_too_large_to_publish_keeps_a_pointer_instead_of_the_bytes() -> None:
+    """Base64 makes the letter 4/3 of the input: past the producer's limit it would stall the partition."""
+    small = _record(b"\xff" * 1000, key=None)
+    large = _record(b"\xff" * 200_000, key=None)
+    processor = _processor(_confident, max_output_bytes=64 * 1024 + 200_000)
+    kept = json.loads(asyncio.run(processor.process(small)).outputs[0].value)
+    assert base64.b64decode(kept["original_value_b64"]) == small.value and kept["original_omitted"] is None
+    outcome = asyncio.run(processor.process(large))
+    (output,) = outcome.outputs
+    letter = json.loads(output.value)
+    assert len(output.value) < 64 * 1024
+    assert letter["original_value_b64"] is None and letter["original_omitted"] == "too_large"
+    assert letter["original_value_bytes"] == 200_000
+    assert letter["original_value_sha256"] == hashlib.sha256(large.value or b"").hexdigest()
+    assert letter["source"] == {"topic": "images.submitted", "partition": 1, "offset": 7}
 
 
 def test_a_bug_parks_the_record_in_the_dead_letter_topic() -> None:

@@ -35,6 +35,7 @@ log = structlog.get_logger("zoomguard.processor")
 
 # Trace context travels from the input record to every output (W3C headers).
 PROPAGATED_HEADERS = ("traceparent", "tracestate", "baggage")
+DEAD_LETTER_HEADROOM = 64 * 1024  # record framing, key and headers on top of the JSON value
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class EventProcessor:
         topics: TopicSettings,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
+        max_output_bytes: int = 4 * 1024 * 1024,
     ):
         self._telemetry = telemetry or disabled_telemetry()
         self._tracer = self._telemetry.tracer
@@ -102,6 +104,7 @@ class EventProcessor:
         self._worker = worker
         self._topics = topics
         self._sleep = sleep
+        self._max_output_bytes = max_output_bytes
         self.engine_retries = 0
 
     async def process(self, record: InputRecord) -> Outcome:
@@ -234,19 +237,28 @@ class EventProcessor:
         headers: list[tuple[str, bytes]],
     ) -> Outcome:
         event_id = parsed[0].event_id if parsed else None
+        value = record.value or b""
         letter = DeadLetter(
             event_id=event_id,
             original_key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-            original_value_b64=base64.b64encode(record.value or b"").decode(),
+            original_value_b64=base64.b64encode(value).decode(),
+            original_value_bytes=len(value),
+            original_value_sha256=hashlib.sha256(value).hexdigest(),
             source=source,
             error=ErrorInfo(kind=failure.kind, message=str(failure)[:2000]),
             stage=failure.stage,
             attempts=failure.attempts,
             failed_at=datetime.now(UTC),
         )
+        payload = letter.model_dump_json().encode()
+        if len(payload) > self._max_output_bytes - DEAD_LETTER_HEADROOM:
+            # Base64 grows the value by 4/3: a dead letter that cannot be published would be retried forever
+            # and stall the partition. Keep the pointer (source, size, sha256) and drop the bytes instead.
+            letter = letter.model_copy(update={"original_value_b64": None, "original_omitted": "too_large"})
+            payload = letter.model_dump_json().encode()
         log.info("dead letter", event_id=event_id, stage=failure.stage, kind=failure.kind, error=str(failure))
         key = event_id.encode() if event_id else record.key
-        output = Output(self._topics.dead_letter, key, letter.model_dump_json().encode(), headers)
+        output = Output(self._topics.dead_letter, key, payload, headers)
         return Outcome(kind="dead_letter", outputs=[output], event_id=event_id, error_kind=failure.kind)
 
     def _thumbnail_uri(self, data: bytes) -> str:

@@ -65,7 +65,15 @@ async def _run_worker(
     try:
         detector = build_detector(settings, engine, telemetry.tracer)
         cache = VerdictCache(settings.worker.cache_entries)
-        processor = EventProcessor(detector, fetcher, cache, settings.worker, settings.topics, telemetry=telemetry)
+        processor = EventProcessor(
+            detector,
+            fetcher,
+            cache,
+            settings.worker,
+            settings.topics,
+            telemetry=telemetry,
+            max_output_bytes=settings.kafka.max_request_size,
+        )
         worker = Worker(
             consumer,
             producer,

@@ -111,7 +111,12 @@ class DeadLetter(_Event):
     schema_version: int = EVENT_SCHEMA_VERSION
     event_id: str | None = Field(None, description="when the record was readable enough to have one")
     original_key_b64: str | None
-    original_value_b64: str
+    original_value_b64: str | None = Field(
+        description="the record's value, base64; null when it would not fit in a dead-letter record"
+    )
+    original_value_bytes: int = Field(0, description="size of the original value")
+    original_value_sha256: str = Field("", description="sha256 of the original value (replay from the source)")
+    original_omitted: str | None = Field(None, description="why original_value_b64 is null (too_large)")
     source: SourceRecord
     error: ErrorInfo
     stage: DeadLetterStage
