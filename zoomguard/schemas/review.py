@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from zoomguard.schemas.events import ID_PATTERN, EVENT_SCHEMA_VERSION, ImageRef
+from zoomguard.schemas.events import EVENT_SCHEMA_VERSION, ID_PATTERN, ImageRef
 
 Label = Literal["ai_generated", "real"]
 MAX_REVIEW_BOXES = 32
