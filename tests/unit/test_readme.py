@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from zoomguard.schemas.events import DeadLetter, ImageEvent, ReviewRequest, VerdictEvent
+from zoomguard.schemas.review import ModelUpdate, ReviewDecision
 from zoomguard.settings_reference import settings_reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -17,6 +18,8 @@ MODELS = {
     "VerdictEvent": VerdictEvent,
     "ReviewRequest": ReviewRequest,
     "DeadLetter": DeadLetter,
+    "ReviewDecision": ReviewDecision,
+    "ModelUpdate": ModelUpdate,
 }
 
 

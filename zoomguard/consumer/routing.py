@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from zoomguard.review.labelstudio import box_to_percent
 from zoomguard.schemas.detection import Detection
 from zoomguard.schemas.events import ImageEvent, ReviewReason, ReviewRequest, SourceRecord, VerdictEvent
 
@@ -78,7 +79,6 @@ def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[st
     width, height = verdict.image.width, verdict.image.height
     results: list[dict[str, Any]] = []
     for index, region in enumerate(verdict.regions):
-        x1, y1, x2, y2 = region.box
         results.append(
             {
                 "id": f"region-{index}",
@@ -89,10 +89,7 @@ def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[st
                 "original_height": height,
                 "image_rotation": 0,
                 "value": {
-                    "x": round(100.0 * x1 / width, 4),
-                    "y": round(100.0 * y1 / height, 4),
-                    "width": round(100.0 * (x2 - x1) / width, 4),
-                    "height": round(100.0 * (y2 - y1) / height, 4),
+                    **box_to_percent(region.box, width, height),
                     "rotation": 0,
                     "rectanglelabels": ["suspicious"],
                 },

@@ -1,0 +1,200 @@
+"""`zoomguard review export|import|webhook`: Label Studio tasks out, reviewers' decisions in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from zoomguard.config import Settings
+from zoomguard.errors import BadInputError, UnavailableError
+
+MAX_LISTED_SKIPS = 50
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    review = sub.add_parser("review", help="human review: Label Studio tasks out, decisions in (file or webhook)")
+    actions = review.add_subparsers(dest="review_command", required=True)
+
+    export = actions.add_parser("export", help="the review topic as a Label Studio task import file (JSON)")
+    export.add_argument("--out", default="review-tasks.json", help="task file to write ('-': stdout)")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _common(export)
+    export.set_defaults(handler=run_export)
+
+    importer = actions.add_parser("import", help="a Label Studio export (JSON or JSON-MIN) -> ReviewDecision events")
+    importer.add_argument("file", type=Path, help="the exported file")
+    importer.add_argument("--dry-run", action="store_true", help="parse and report, publish nothing")
+    _common(importer)
+    importer.set_defaults(handler=run_import)
+
+    webhook = actions.add_parser("webhook", help="receive Label Studio annotation webhooks (until SIGTERM/SIGINT)")
+    webhook.add_argument("--host", help="listen address (default review.webhook_host)")
+    webhook.add_argument("--port", type=int, help="listen port (default review.webhook_port)")
+    _common(webhook)
+    webhook.set_defaults(handler=run_webhook)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
+    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from zoomguard.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    if args.bootstrap_servers:
+        overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
+    review = {key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None}
+    if review:
+        overrides["review"] = {f"webhook_{key}": value for key, value in review.items()}
+    return load_settings(args.config, overrides)
+
+
+# ---------------------------------------------------------------- export
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from zoomguard.review.labelstudio import ReadRequest, export_tasks
+    from zoomguard.review.topic_io import read_to_end
+    from zoomguard.schemas.events import ReviewRequest
+
+    settings = _settings(args)
+    topic = settings.topics.review
+    bar = tqdm(desc=f"export {topic}", unit="rec", file=sys.stderr, disable=args.no_progress)
+    unreadable = 0
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def requests() -> Iterator[ReadRequest]:
+        nonlocal unreadable
+        for record in read_to_end(settings.kafka, topic, timeout_s=settings.review.export_timeout_s, progress=progress):
+            try:
+                yield ReadRequest(ReviewRequest.model_validate_json(record.value), record.partition, record.offset)
+            except (ValidationError, ValueError, TypeError):
+                unreadable += 1
+
+    try:
+        tasks, problems = export_tasks(requests())
+    finally:
+        bar.close()
+    _write_json(args.out, tasks)
+    where = "stdout" if args.out == "-" else args.out
+    print(
+        f"exported {len(tasks)} tasks from {topic} to {where}"
+        + (f"; {unreadable} unreadable records skipped" if unreadable else "")
+        + "".join(f"; {n} skipped: {reason}" for reason, n in sorted(problems.items())),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write_json(out: str, document: Any) -> None:
+    """Atomically (a temp file in the same folder, then renamed), so a failed export never leaves half a file."""
+    text = json.dumps(document, indent=1, ensure_ascii=False)
+    if out == "-":
+        sys.stdout.write(text + "\n")
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as sink:
+            sink.write(text + "\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- import
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from zoomguard.review.labelstudio import parse_export
+
+    settings = _settings(args)
+    payload = _read_export(args.file, settings.review.import_max_bytes)
+    result = parse_export(payload)
+    for skipped in result.skipped[:MAX_LISTED_SKIPS]:
+        detail = f" ({skipped.detail})" if skipped.detail else ""
+        print(f"skipped {skipped.where}: {skipped.reason}{detail}", file=sys.stderr)
+    if len(result.skipped) > MAX_LISTED_SKIPS:
+        print(f"... and {len(result.skipped) - MAX_LISTED_SKIPS} more skipped", file=sys.stderr)
+    if result.decisions and not args.dry_run:
+        _publish(settings, result.decisions)
+    summary = {**result.summary(), "topic": settings.topics.review_decisions, "dry_run": bool(args.dry_run)}
+    print(json.dumps(summary))
+    return 0 if result.decisions else 1
+
+
+def _read_export(path: Path, limit: int) -> Any:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > limit:
+        raise BadInputError(f"{path} is {size} bytes; review.import_max_bytes allows {limit}")
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path} is not JSON: {exc}") from None
+
+
+def _publish(settings: Settings, decisions: list[Any]) -> None:
+    from kafka.errors import KafkaError
+
+    from zoomguard.review.topic_io import DecisionPublisher
+
+    try:
+        publisher = DecisionPublisher(settings.kafka, settings.topics.review_decisions, settings.review.ack_timeout_s)
+    except KafkaError as exc:
+        raise UnavailableError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc!r}") from exc
+    try:
+        publisher.publish(decisions)
+    finally:
+        publisher.close()
+
+
+# ---------------------------------------------------------------- webhook
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
+    from zoomguard.review.topic_io import DecisionPublisher
+    from zoomguard.review.webhook import WebhookApp, WebhookServer
+    from zoomguard.telemetry.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.telemetry.log_level, settings.telemetry.log_json)
+    try:
+        publisher = DecisionPublisher(settings.kafka, settings.topics.review_decisions, settings.review.ack_timeout_s)
+    except KafkaError as exc:
+        raise UnavailableError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc!r}") from exc
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = WebhookServer(WebhookApp(settings.review, publisher.publish), settings.review).start()
+    review = settings.review
+    print(f"review webhook on http://{review.webhook_host}:{server.port}{review.webhook_path}", file=sys.stderr)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        publisher.close()
+    return 0
