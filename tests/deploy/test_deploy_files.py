@@ -232,7 +232,10 @@ def _worker_deployments() -> list[dict[str, Any]]:
         o
         for o in _objects()
         if o["kind"] == "Deployment"
-        and any(c["image"].startswith("zoomguard/worker-") for c in o["spec"]["template"]["spec"]["containers"])
+        and any(
+            c["image"].startswith("zoomguard/worker-") and "command" not in c  # not another subcommand
+            for c in o["spec"]["template"]["spec"]["containers"]
+        )
     ]
 
 
@@ -523,7 +526,8 @@ def test_env_names_are_settings() -> None:
 def test_pod_environment_loads(label_container: tuple[str, dict[str, Any]]) -> None:
     label, container = label_container
     settings = _settings_for(container)
-    if container["image"].startswith("zoomguard/worker-"):
+    runs_worker = "command" not in container  # the worker images' entrypoint is `zoomguard run`
+    if container["image"].startswith("zoomguard/worker-") and runs_worker:
         build_engine(settings)
     assert settings.kafka.bootstrap_servers != "localhost:9092", f"{label} would talk to localhost"
 
@@ -746,3 +750,17 @@ def test_topics_job_script_creates_and_configures_every_topic(tmp_path: Path) ->
     assert f"security.protocol={env['ZOOMGUARD_KAFKA__SECURITY_PROTOCOL']}" in props
     assert f"sasl.mechanism={env['ZOOMGUARD_KAFKA__SASL_MECHANISM']}" in props
     assert f'password="{env["ZOOMGUARD_KAFKA__SASL_PASSWORD"]}"' in props
+
+
+def test_review_webhook_is_reachable_and_guarded() -> None:
+    deployment = _object("Deployment", "zoomguard-review-webhook")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["zoomguard", "review", "webhook"]
+    settings = _settings_for(container)
+    assert settings.review.webhook_host == "0.0.0.0", "a pod must listen beyond loopback"
+    assert settings.review.webhook_token is not None, "Label Studio must authenticate (Secret)"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == settings.review.webhook_port
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    service = _object("Service", "zoomguard-review-webhook")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
