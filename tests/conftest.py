@@ -72,9 +72,11 @@ def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "4096",
         "--limit-mm-per-prompt", '{"image": 4}', "--enable-prefix-caching", "--enable-prompt-tokens-details",
         "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        "--enable-lora", "--max-lora-rank", "8",  # promoted adapters are loaded at runtime (hot swap)
     ]  # fmt: skip
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy())
+        env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, process, log)

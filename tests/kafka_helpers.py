@@ -33,6 +33,7 @@ def unique_topics(prefix: str) -> dict[str, str]:
         "verdicts": f"{prefix}.{tag}.verdicts",
         "review": f"{prefix}.{tag}.review",
         "dead_letter": f"{prefix}.{tag}.dlq",
+        "model_updates": f"{prefix}.{tag}.model-updates",  # workers follow it: never share it between tests
     }
 
 

@@ -23,7 +23,9 @@ from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.telemetry.settings import TelemetrySettings
+from zoomguard.training.annotate_settings import AnnotateSettings
 from zoomguard.training.eval_settings import EvaluationSettings
+from zoomguard.training.retrain_settings import RetrainSettings
 from zoomguard.training.train_settings import TrainSettings
 
 ENV_PREFIX = "ZOOMGUARD_"
@@ -42,6 +44,8 @@ class Settings(BaseModel):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     training: TrainSettings = Field(default_factory=TrainSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
 
 
 def load_settings(

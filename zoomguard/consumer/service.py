@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 
@@ -14,10 +15,12 @@ from zoomguard.config import Settings
 from zoomguard.consumer.cache import VerdictCache
 from zoomguard.consumer.fetch import URLFetcher
 from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread, make_consumer, make_producer
+from zoomguard.consumer.model_updates import KafkaUpdateSource, ModelSwitcher, ModelUpdateFollower
 from zoomguard.consumer.processor import EventProcessor, Outcome
 from zoomguard.consumer.worker import Worker, WorkerStats
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
+from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.telemetry.bundle import Telemetry, build_telemetry
 
 log = structlog.get_logger("zoomguard.service")
@@ -86,10 +89,38 @@ async def _run_worker(
         )
         if on_started is not None:
             on_started(worker)
-        log.info("service starting", model=detector.model.name, model_version=detector.model.version)
-        await worker.run(stop)
+        async with _following_model_updates(settings, detector, stop):
+            log.info("service starting", model=detector.model.name, model_version=detector.model.version)
+            await worker.run(stop)
         return worker.stats
     finally:
         await asyncio.to_thread(producer.close)
         consumer.shutdown()
         await fetcher.close()
+
+
+@contextlib.asynccontextmanager
+async def _following_model_updates(
+    settings: Settings, detector: ZoomInDetector, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """Serve the newest promoted model before the first event, then follow promotions in the background."""
+    if not settings.worker.follow_model_updates:
+        yield
+        return
+    source = KafkaUpdateSource(settings.kafka, settings.topics.model_updates)
+    follower = ModelUpdateFollower(
+        source,
+        ModelSwitcher(detector),
+        max_bytes=settings.worker.max_model_update_bytes,
+        catchup_s=settings.worker.model_updates_catchup_s,
+    )
+    task: asyncio.Task[None] | None = None
+    try:
+        await follower.catch_up()
+        task = asyncio.create_task(follower.follow(stop), name="model-updates")
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await source.close()

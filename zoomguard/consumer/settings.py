@@ -102,6 +102,15 @@ class WorkerSettings(BaseModel):
         1024, ge=64, description="inline images are attached to review tasks as JPEG thumbnails this size"
     )
     cache_entries: int = Field(10000, ge=0, description="verdict cache by image sha256 (0 disables)")
+    follow_model_updates: bool = Field(
+        True, description="follow topics.model_updates: switch to each promoted model version without a restart"
+    )
+    model_updates_catchup_s: float = Field(
+        30.0, ge=0, description="on start, time allowed to read topics.model_updates before serving"
+    )
+    max_model_update_bytes: int = Field(
+        1024 * 1024, ge=1024, description="ModelUpdate records larger than this are ignored"
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> WorkerSettings:

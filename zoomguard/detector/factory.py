@@ -9,11 +9,12 @@ from pathlib import Path
 from opentelemetry import trace
 
 from zoomguard.config import Settings
+from zoomguard.detector.engines.adapters import startup_adapter
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.engines.openai_server import OpenAIServerEngine
 from zoomguard.detector.engines.vllm_inprocess import VllmInProcessEngine
 from zoomguard.detector.families import ModelFamily, resolve_family
-from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import ConfigError
 from zoomguard.schemas.detection import ModelInfo
 
@@ -28,10 +29,11 @@ def build_engine(settings: Settings) -> Engine:
         resolve_family(engine.model, settings.detector.model_family)
     if not engine.model and engine.mode == "in_process":
         raise ConfigError("no model: pass --model DIR_OR_NAME (or set engine.model / ZOOMGUARD_ENGINE__MODEL)")
+    adapter = startup_adapter(engine.lora_adapter, engine.lora_version)
     if engine.mode == "server":
-        return OpenAIServerEngine(engine)
+        return OpenAIServerEngine(engine, startup_adapter=adapter)
     check_context_fits(settings)
-    return VllmInProcessEngine(engine, images_per_prompt=1 + settings.detector.crops.max_crops)
+    return VllmInProcessEngine(engine, images_per_prompt=1 + settings.detector.crops.max_crops, adapter=adapter)
 
 
 def check_context_fits(settings: Settings) -> None:
@@ -48,11 +50,19 @@ def check_context_fits(settings: Settings) -> None:
 
 
 def build_detector(settings: Settings, engine: Engine, tracer: trace.Tracer | None = None) -> ZoomInDetector:
+    """The detector serves the base weights, or `engine.lora_adapter` when set (the engine built from the same
+    settings loaded it under the same name)."""
     family = resolve_family(settings.engine.model or engine.model_name, settings.detector.model_family)
-    return ZoomInDetector(engine, settings.detector, family, model_info(settings, engine, family), tracer)
+    adapter = startup_adapter(settings.engine.lora_adapter, settings.engine.lora_version)
+    info = model_info(settings, engine, family)
+    if adapter is not None:
+        info = info.model_copy(update={"version": adapter.name})
+    serving = ServingModel(info=info, adapter=adapter.name if adapter else None)
+    return ZoomInDetector(engine, settings.detector, family, serving, tracer)
 
 
 def model_info(settings: Settings, engine: Engine, family: ModelFamily) -> ModelInfo:
+    """The base model's identity; its version is what verdicts carry when no adapter is served."""
     name = settings.engine.model or engine.model_name
     version = settings.engine.model_version or checkpoint_version(name)
     return ModelInfo(name=name, version=version, family=family.name)

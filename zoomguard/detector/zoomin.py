@@ -2,6 +2,10 @@
 
 Query 2 is the second turn of Query 1's conversation, so its prompt starts with Query 1's prompt token
 for token (image included) and the engine's prefix cache serves it instead of recomputing it.
+
+The served model (version, LoRA adapter, calibration) is one immutable value swapped whole by `use`:
+a detection reads it once, so both queries run on one adapter and the verdict names the version that
+produced it, even when a new version is promoted halfway through.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from PIL import Image
 
+from zoomguard.detector.calibration import calibrate
 from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs
 from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
 from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
@@ -34,8 +39,28 @@ from zoomguard.schemas.detection import (
     UncertainReason,
     Usage,
 )
+from zoomguard.schemas.review import Calibration
 
 _PARSE_REGION_CAP = 64
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """What verdicts are produced with: the identity stamped on them, the engine adapter (None: base
+    weights) and the calibration of P(ai) that ships with that version (None: raw P(ai))."""
+
+    info: ModelInfo
+    adapter: str | None = None
+    calibration: Calibration | None = None
+
+
+@dataclass(frozen=True)
+class _Decided:
+    decision: Decision
+    p_ai: float | None
+    p_ai_raw: float | None
+    reason: UncertainReason | None
+    explanation: str
 
 
 @dataclass(frozen=True)
@@ -61,14 +86,14 @@ class ZoomInDetector:
         engine: Engine,
         settings: DetectorSettings,
         family: ModelFamily,
-        model: ModelInfo,
+        model: ModelInfo | ServingModel,
         tracer: trace.Tracer | None = None,
     ):
         self._engine = engine
         self._tracer = tracer or trace.NoOpTracer()
         self._settings = settings
         self._family = family
-        self._model = model
+        self._serving = model if isinstance(model, ServingModel) else ServingModel(info=model)
         self._thresholds = Thresholds(ai_at=settings.ai_threshold, real_at=settings.real_threshold)
         schema_caps = {
             "max_regions": settings.max_regions,
@@ -82,7 +107,20 @@ class ZoomInDetector:
 
     @property
     def model(self) -> ModelInfo:
-        return self._model
+        """The version new detections are stamped with."""
+        return self._serving.info
+
+    @property
+    def serving(self) -> ServingModel:
+        return self._serving
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def use(self, serving: ServingModel) -> None:
+        """Serve `serving` from the next detection on; detections already running finish on theirs."""
+        self._serving = serving
 
     async def detect_bytes(self, data: bytes, *, request_id: str) -> Detection:
         """Decode (off the event loop: large images take tens of ms) and detect."""
@@ -94,6 +132,7 @@ class ZoomInDetector:
 
     async def detect_image(self, decoded: DecodedImage, *, request_id: str, started: float | None = None) -> Detection:
         started = time.perf_counter() if started is None else started
+        serving = self._serving  # read once: every request and the stamp of this detection agree
         decode_ms = _ms_since(started)
         size = (decoded.width, decoded.height)
         model_size = self._family.model_size(*size, self._settings.min_pixels, self._settings.max_pixels)
@@ -106,7 +145,7 @@ class ZoomInDetector:
 
         mark = time.perf_counter()
         with self._tracer.start_as_current_span("query1.locate") as span:
-            located = await self._locate(first_turn, model_size, size, request_id)
+            located = await self._locate(first_turn, model_size, size, request_id, serving.adapter)
             span.set_attributes(
                 {"zoomguard.regions": len(located.regions), "zoomguard.prompt_tokens": located.generation.prompt_tokens}
             )
@@ -125,28 +164,31 @@ class ZoomInDetector:
         if plans or self._settings.no_region_policy == "examine_full_image":
             findings = [located.regions[plan.region_index][1] for plan in plans]
             with self._tracer.start_as_current_span("query2.examine") as span:
-                examined = await self._examine(first_turn, located.generation, findings, crops, request_id)
+                examined = await self._examine(
+                    first_turn, located.generation, findings, crops, request_id, serving.adapter
+                )
                 span.set_attribute("zoomguard.cached_prompt_tokens", examined.generation.cached_prompt_tokens or 0)
         examine_ms = _ms_since(mark) if examined else 0.0
 
-        decision, p_ai, reason, explanation = self._decide(located, examined)
+        decided = self._decide(located, examined, serving.calibration)
         return Detection(
-            decision=decision,
-            p_ai=None if p_ai is None else round(p_ai, 6),
-            reason=reason,
+            decision=decided.decision,
+            p_ai=_rounded(decided.p_ai),
+            p_ai_raw=_rounded(decided.p_ai_raw),
+            reason=decided.reason,
             regions=[
                 Region(box=box.rounded(), box_norm=box.normalised(*size), finding=finding)
                 for box, finding in located.regions
             ],
-            explanation=explanation,
+            explanation=decided.explanation,
             first_pass=FirstPass(
                 verdict=located.parsed.verdict,
                 explanation=located.parsed.explanation,
-                p_ai=None if located.p_ai is None else round(located.p_ai, 6),
+                p_ai=_rounded(located.p_ai),  # raw: calibrations are fitted on the final verdict
             ),
             examined=examined is not None,
             crops=len(crops) if examined else 0,
-            model=self._model,
+            model=serving.info,
             image=ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format),
             timings_ms=Timings(
                 decode_ms=decode_ms,
@@ -165,7 +207,12 @@ class ZoomInDetector:
         )
 
     async def _locate(
-        self, first_turn: Turn, model_size: tuple[int, int], size: tuple[int, int], request_id: str
+        self,
+        first_turn: Turn,
+        model_size: tuple[int, int],
+        size: tuple[int, int],
+        request_id: str,
+        adapter: str | None,
     ) -> _Located:
         generation = await self._engine.generate(
             GenerationRequest(
@@ -174,6 +221,7 @@ class ZoomInDetector:
                 json_schema=self._locate_schema,
                 max_tokens=self._settings.locate_max_tokens,
                 top_logprobs=self._settings.top_logprobs,
+                adapter=adapter,
                 score_marker=VERDICT_MARKER,
                 score_regex=VERDICT_TAIL_REGEX,
             )
@@ -191,6 +239,7 @@ class ZoomInDetector:
         findings: list[str],
         crops: list[Image.Image],
         request_id: str,
+        adapter: str | None,
     ) -> _Examined:
         generation = await self._engine.generate(
             GenerationRequest(
@@ -203,6 +252,7 @@ class ZoomInDetector:
                 json_schema=self._examine_schema,
                 max_tokens=self._settings.examine_max_tokens,
                 top_logprobs=self._settings.top_logprobs,
+                adapter=adapter,
                 score_marker=VERDICT_MARKER,
                 score_regex=VERDICT_TAIL_REGEX,
             )
@@ -234,25 +284,27 @@ class ZoomInDetector:
             for crop in crops
         ]
 
-    def _decide(
-        self, located: _Located, examined: _Examined | None
-    ) -> tuple[Decision, float | None, UncertainReason | None, str]:
-        """The final answer wins when Query 2 ran; otherwise Query 1's verdict stands."""
+    def _decide(self, located: _Located, examined: _Examined | None, calibration: Calibration | None) -> _Decided:
+        """The final answer wins when Query 2 ran; otherwise Query 1's verdict stands. The thresholds
+        apply to the calibrated P(ai)."""
         if examined is None:
             if not located.parsed.ok:
-                return "uncertain", None, "unparseable_locate", located.parsed.explanation
-            return self._by_confidence(located.p_ai, located.parsed.explanation)
+                return _Decided("uncertain", None, None, "unparseable_locate", located.parsed.explanation)
+            return self._by_confidence(located.p_ai, calibration, located.parsed.explanation)
         if not examined.parsed.ok:
-            return "uncertain", None, "unparseable_examine", examined.parsed.explanation
-        return self._by_confidence(examined.p_ai, examined.parsed.explanation)
+            return _Decided("uncertain", None, None, "unparseable_examine", examined.parsed.explanation)
+        return self._by_confidence(examined.p_ai, calibration, examined.parsed.explanation)
 
-    def _by_confidence(
-        self, p_ai: float | None, explanation: str
-    ) -> tuple[Decision, float | None, UncertainReason | None, str]:
+    def _by_confidence(self, raw: float | None, calibration: Calibration | None, explanation: str) -> _Decided:
+        p_ai = calibrate(raw, calibration)
         decision = self._thresholds.decide(p_ai)
         if decision != "uncertain":
-            return decision, p_ai, None, explanation
-        return decision, p_ai, ("no_confidence" if p_ai is None else "low_confidence"), explanation
+            return _Decided(decision, p_ai, raw, None, explanation)
+        return _Decided(decision, p_ai, raw, "no_confidence" if p_ai is None else "low_confidence", explanation)
+
+
+def _rounded(p: float | None) -> float | None:
+    return None if p is None else round(p, 6)
 
 
 def _ms_since(mark: float) -> float:

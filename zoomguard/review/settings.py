@@ -32,6 +32,13 @@ class ReviewSettings(BaseModel):
         8 * 1024 * 1024, ge=1024, description="larger webhook bodies are refused with 413 (tasks may carry thumbnails)"
     )
     webhook_read_timeout_s: float = Field(10.0, gt=0, description="a webhook client that stalls this long is dropped")
+    collect_timeout_s: float = Field(
+        600.0, gt=0, description="`collect` fails if the decisions or review topic was not read to its end within this"
+    )
+    collect_record_timeout_s: float = Field(
+        30.0, gt=0, description="`collect`: time allowed to read one original input record (assign + seek)"
+    )
+    collect_concurrency: int = Field(8, ge=1, le=256, description="`collect`: images fetched and decoded at once")
 
     @field_validator("webhook_path")
     @classmethod

@@ -67,6 +67,9 @@ class Detection(_Frozen):
     schema_version: int = SCHEMA_VERSION
     decision: Decision
     p_ai: float | None = Field(description="P(ai_generated) from the final verdict's token logprobs")
+    p_ai_raw: float | None = Field(
+        None, description="p_ai before the model version's calibration (equal to p_ai when it has none)"
+    )
     reason: UncertainReason | None = Field(description="why the decision is uncertain; null otherwise")
     regions: list[Region]
     explanation: str

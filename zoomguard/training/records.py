@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,7 +57,12 @@ def split_of(image_sha256: str, test_fraction: float) -> Split:
 
 
 def write_dataset(directory: Path, records: Iterable[TrainingRecord], manifest: dict[str, object]) -> dict[str, int]:
-    """Replace the dataset in `directory` with `records` (written to a temp dir, then swapped in)."""
+    """Replace the dataset in `directory` with `records`.
+
+    Shards and manifest are written to a temp directory inside `directory`, then swapped in with renames:
+    a crash while the shards are written leaves the previous dataset as it was. Other files in `directory`
+    (the teacher's answer cache) are kept.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -62,19 +70,27 @@ def write_dataset(directory: Path, records: Iterable[TrainingRecord], manifest: 
     for record in records:
         by_split[record.split].append(record)
     directory.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split, rows in by_split.items():
-        split_dir = directory / split
-        split_dir.mkdir(exist_ok=True)
-        for old in split_dir.glob("part-*.parquet"):
-            old.unlink()
-        rows.sort(key=lambda r: r.event_id)
-        for index, start in enumerate(range(0, len(rows), SHARD_ROWS)):  # no empty shards: datasets rejects them
-            chunk = rows[start : start + SHARD_ROWS]
-            table = pa.Table.from_pylist([r.model_dump() for r in chunk], schema=_schema())
-            pq.write_table(table, split_dir / f"part-{index:05d}.parquet")
-        counts[split] = len(rows)
-    (directory / MANIFEST).write_text(json.dumps({**manifest, "counts": counts}, indent=2, default=str))
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
+    try:
+        counts = {}
+        for split, rows in by_split.items():
+            split_dir = staging / split
+            split_dir.mkdir()
+            rows.sort(key=lambda r: r.event_id)
+            for index, start in enumerate(range(0, len(rows), SHARD_ROWS)):  # no empty shards: datasets rejects them
+                chunk = rows[start : start + SHARD_ROWS]
+                table = pa.Table.from_pylist([r.model_dump() for r in chunk], schema=_schema())
+                pq.write_table(table, split_dir / f"part-{index:05d}.parquet")
+            counts[split] = len(rows)
+        (staging / MANIFEST).write_text(json.dumps({**manifest, "counts": counts}, indent=2, default=str))
+        for split in SPLITS:
+            old = directory / split
+            if old.exists():
+                old.rename(staging / f"{split}.old")
+            (staging / split).rename(old)
+        os.replace(staging / MANIFEST, directory / MANIFEST)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return counts
 
 
@@ -95,7 +111,7 @@ def read_manifest(directory: Path) -> dict[str, object]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _schema():  # type: ignore[no-untyped-def]
+def _schema() -> Any:
     import pyarrow as pa
 
     return pa.schema(

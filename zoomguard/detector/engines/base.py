@@ -8,9 +8,11 @@ vLLM's OpenAI-compatible servers, or is scripted in a unit test. Everything engi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from PIL import Image
+
+from zoomguard.errors import ZoomguardError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -34,7 +36,7 @@ class GenerationRequest:
     max_tokens: int
     top_logprobs: int = 10
     temperature: float = 0.0
-    adapter: str | None = None
+    adapter: str | None = None  # the name of a LoRA adapter loaded with `load_adapter`; None = base weights
     # Optional: logprobs are only needed after `score_marker` (the verdict). An engine may then generate
     # up to the marker without logprobs and finish with `score_regex`, reporting logprobs only there.
     score_marker: str | None = None
@@ -77,3 +79,26 @@ class Engine(Protocol):
         """Requests accepted and not finished (for metrics and autoscaling)."""
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter (peft directory) the engine serves under `name`, one name per model version."""
+
+    name: str
+    path: str
+
+
+class AdapterLoadError(ZoomguardError):
+    """The engine cannot serve this adapter (missing files, wrong base model, rank, or no LoRA support)."""
+
+    kind = "adapter_load"
+
+
+@runtime_checkable
+class AdapterEngine(Protocol):
+    """Engines that can serve LoRA adapters next to the base weights, switched per request."""
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        """Make `adapter` servable; requests then name it. Raises AdapterLoadError and keeps serving
+        what it served before when that is not possible."""

@@ -3,6 +3,9 @@
 Images travel as data URIs, answers are constrained with the JSON-schema response format, logprobs come
 back per token. Several endpoints: each request goes to the least busy healthy one; a failing endpoint is
 skipped for a cooldown and the request tries the next. Only when none answers is the engine unavailable.
+LoRA adapters are loaded into every server at runtime (POST /v1/load_lora_adapter; the servers run with
+--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) and requests name the adapter as `model`. An
+endpoint that missed the load (down, or restarted since) gets the adapter before its next request.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ import base64
 import contextlib
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import structlog
 
-from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob, Turn
+from zoomguard.detector.engines.base import (
+    Adapter,
+    AdapterLoadError,
+    Generation,
+    GenerationRequest,
+    TokenLogprob,
+    Turn,
+)
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.engines.vllm_inprocess import ModelInputError
 from zoomguard.detector.images import encode_image
@@ -24,6 +35,12 @@ from zoomguard.errors import ConfigError, EngineUnavailableError
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _INPUT_STATUS = {400, 413, 422}
+_NO_RUNTIME_LORA = (
+    "start it with --enable-lora (and --max-lora-rank at least the adapter's rank) and the environment "
+    "variable VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
+)
+
+log = structlog.get_logger("zoomguard.engine")
 
 
 @dataclass
@@ -31,10 +48,16 @@ class _Endpoint:
     url: str
     in_flight: int = 0
     down_until: float = 0.0
+    adapters: set[str] = field(default_factory=set)  # adapter names this server has loaded
 
 
 class OpenAIServerEngine:
-    def __init__(self, settings: EngineSettings, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        settings: EngineSettings,
+        client: httpx.AsyncClient | None = None,
+        startup_adapter: Adapter | None = None,
+    ):
         if not settings.server_urls:
             raise ConfigError("server mode needs at least one server URL (--server or engine.server_urls)")
         self._settings = settings
@@ -43,6 +66,8 @@ class OpenAIServerEngine:
         self._client = client
         self._owns_client = client is None
         self._model = settings.served_model_name
+        self._adapters: dict[str, Adapter] = {}
+        self._startup_adapter = startup_adapter
 
     @property
     def model_name(self) -> str:
@@ -62,6 +87,42 @@ class OpenAIServerEngine:
             # servers may still be starting: then the name is discovered on the first request (retried)
             with contextlib.suppress(EngineUnavailableError):
                 self._model = await self._discover_model()
+        if self._startup_adapter is not None:
+            # servers still starting get it before their first request; a refusal is reported now
+            await self.load_adapter(self._startup_adapter, require_one=False)
+
+    async def load_adapter(self, adapter: Adapter, *, require_one: bool = True) -> None:
+        """Load `adapter` into every reachable server. A server that refuses it fails the load (it would
+        fail every request naming it); unreachable ones get it later, before their next request."""
+        loaded, unreachable = 0, []
+        for endpoint in self._endpoints:
+            try:
+                await self._load_on(endpoint, adapter)
+                loaded += 1
+            except EngineUnavailableError as exc:
+                unreachable.append(str(exc))
+        if require_one and not loaded:
+            raise AdapterLoadError(f"no server could load adapter {adapter.name}: " + "; ".join(unreachable))
+        self._adapters[adapter.name] = adapter
+        log.info("adapter loaded", adapter=adapter.name, path=adapter.path, servers=loaded, pending=len(unreachable))
+
+    async def _load_on(self, endpoint: _Endpoint, adapter: Adapter) -> None:
+        body = {"lora_name": adapter.name, "lora_path": adapter.path}
+        try:
+            response = await self._http().post(f"{endpoint.url}/v1/load_lora_adapter", json=body)
+        except httpx.HTTPError as exc:
+            raise EngineUnavailableError(f"{endpoint.url}: {type(exc).__name__}") from None
+        if response.status_code == 200 or (response.status_code == 400 and "already been loaded" in response.text):
+            endpoint.adapters.add(adapter.name)
+            return
+        if response.status_code == 404 and not _is_vllm_error(response):  # the route itself is absent
+            raise AdapterLoadError(f"server {endpoint.url} cannot load adapters at runtime: {_NO_RUNTIME_LORA}")
+        if response.status_code in (502, 503, 504):
+            raise EngineUnavailableError(f"{endpoint.url}: HTTP {response.status_code}")
+        raise AdapterLoadError(
+            f"server {endpoint.url} refused adapter {adapter.name} ({adapter.path}): HTTP {response.status_code} "
+            f"{_detail(response)}; if LoRA is off there, {_NO_RUNTIME_LORA}"
+        )
 
     async def _discover_model(self) -> str:
         """The served model name from /v1/models (the first endpoint that answers)."""
@@ -84,7 +145,16 @@ class OpenAIServerEngine:
         for endpoint in self._candidates():
             endpoint.in_flight += 1
             try:
+                await self._ensure_adapter(endpoint, request.adapter)
                 response = await self._http().post(f"{endpoint.url}/v1/chat/completions", json=body)
+                if request.adapter and response.status_code == 404:  # the server restarted and forgot it
+                    endpoint.adapters.discard(request.adapter)
+                    await self._ensure_adapter(endpoint, request.adapter)
+                    response = await self._http().post(f"{endpoint.url}/v1/chat/completions", json=body)
+            except EngineUnavailableError as exc:
+                self._mark_down(endpoint)
+                errors.append(str(exc))
+                continue
             except httpx.HTTPError as exc:
                 self._mark_down(endpoint)
                 errors.append(f"{endpoint.url}: {type(exc).__name__}")
@@ -101,6 +171,17 @@ class OpenAIServerEngine:
                 raise ConfigError(f"server {endpoint.url} answered HTTP {response.status_code}: {_detail(response)}")
             return _generation(response.json())
         raise EngineUnavailableError("no vLLM server could answer: " + "; ".join(errors or self._urls()))
+
+    async def _ensure_adapter(self, endpoint: _Endpoint, name: str | None) -> None:
+        if name is None or name in endpoint.adapters:
+            return
+        adapter = self._adapters.get(name)
+        if adapter is None:  # the detector only names adapters it loaded: this is a bug, not bad input
+            raise RuntimeError(f"adapter {name!r} was never loaded into this engine")
+        try:
+            await self._load_on(endpoint, adapter)
+        except AdapterLoadError as exc:  # this server cannot serve it (now): let another one try
+            raise EngineUnavailableError(str(exc)) from None
 
     def queue_depth(self) -> int:
         return sum(endpoint.in_flight for endpoint in self._endpoints)
@@ -158,6 +239,14 @@ class OpenAIServerEngine:
 
 def _data_uri(data: bytes, fmt: str) -> str:
     return f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _is_vllm_error(response: httpx.Response) -> bool:
+    """vLLM's own errors carry {"error": {...}}; a missing route answers FastAPI's {"detail": "Not Found"}."""
+    try:
+        return isinstance(response.json().get("error"), dict)
+    except (ValueError, AttributeError):
+        return False
 
 
 def _detail(response: httpx.Response) -> str:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+# The ranks vLLM accepts for max_lora_rank (vllm.config.lora.MaxLoRARanks).
+LoraRank = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]
+
 
 class EngineSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +37,22 @@ class EngineSettings(BaseModel):
     )
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="extra vLLM AsyncEngineArgs, passed through unchanged"
+    )
+    # LoRA adapters (both modes)
+    lora_adapter: str = Field(
+        "", description="LoRA adapter directory (peft format) served from the start; empty: the base weights"
+    )
+    lora_version: str = Field(
+        "", description="version stamped on verdicts while lora_adapter is served; default: derived from its files"
+    )
+    enable_lora: bool = Field(
+        False,
+        description="in_process: start vLLM able to load LoRA adapters at runtime (switch without restart); "
+        "when off, the first adapter restarts the engine with LoRA on",
+    )
+    max_lora_rank: LoraRank = Field(16, description="largest LoRA rank the engine accepts (vLLM max_lora_rank)")
+    max_loras: int = Field(
+        2, ge=1, description="adapters in one batch; 2 lets requests on the old and the new version overlap"
     )
     # server mode
     server_urls: list[str] = Field(

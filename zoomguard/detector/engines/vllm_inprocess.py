@@ -1,16 +1,33 @@
 """vLLM's async engine inside this process: one GPU pod runs the worker and the model together.
 
 Many `generate` calls in flight at once are batched by vLLM's scheduler; nothing here serialises them.
+LoRA adapters: each request names the adapter it runs on (a vLLM LoRARequest per request), so switching
+versions never touches requests already running. An engine started without LoRA support gets it by a
+clean restart: new requests wait, running ones finish, the engine is rebuilt with LoRA on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 from typing import Any
 
-from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob, Turn
+import structlog
+
+from zoomguard.detector.engines.adapters import check_adapter
+from zoomguard.detector.engines.base import (
+    Adapter,
+    AdapterLoadError,
+    Generation,
+    GenerationRequest,
+    TokenLogprob,
+    Turn,
+)
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.errors import BadInputError, EngineUnavailableError
+
+log = structlog.get_logger("zoomguard.engine")
 
 DEFAULT_CPU_KVCACHE_GIB = 2
 
@@ -22,15 +39,35 @@ class ModelInputError(BadInputError):
 
 
 class VllmInProcessEngine:
-    def __init__(self, settings: EngineSettings, images_per_prompt: int):
+    def __init__(self, settings: EngineSettings, images_per_prompt: int, adapter: Adapter | None = None):
         self._settings = settings
         self._images_per_prompt = images_per_prompt
         self._llm: Any = None
         self._template_owner: Any = None
+        self._startup_adapter = adapter
+        self._lora_enabled = settings.enable_lora or adapter is not None
+        self._adapters: dict[str, Any] = {}  # adapter name -> vLLM LoRARequest
+        self._lora_ids = itertools.count(1)
+        self._open = asyncio.Event()  # cleared while the engine restarts: new requests wait
+        self._open.set()
+        self._running = 0  # generate() calls inside the engine
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._restart_lock = asyncio.Lock()
+        self.restarts = 0
 
     @property
     def model_name(self) -> str:
         return self._settings.model
+
+    @property
+    def lora_enabled(self) -> bool:
+        return self._lora_enabled
+
+    @property
+    def adapters(self) -> dict[str, str]:
+        """Loaded adapters: name -> path."""
+        return {name: request.lora_path for name, request in self._adapters.items()}
 
     def engine_args(self) -> Any:
         """The AsyncEngineArgs this engine is built from (kept separate so it can be inspected and tested)."""
@@ -54,12 +91,19 @@ class VllmInProcessEngine:
                 "disable_any_whitespace": True,
             },
         }
+        if self._lora_enabled:
+            kwargs.update(enable_lora=True, max_lora_rank=s.max_lora_rank, max_loras=s.max_loras)
         kwargs.update(s.engine_args)
         return AsyncEngineArgs(**kwargs)
 
     async def start(self) -> None:
         if self._llm is not None:
             return
+        await self._start_llm()
+        if self._startup_adapter is not None:
+            await self.load_adapter(self._startup_adapter)
+
+    async def _start_llm(self) -> None:
         _size_cpu_kv_cache(self._settings.cpu_kvcache_gib)
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -69,16 +113,79 @@ class VllmInProcessEngine:
             raise EngineUnavailableError(f"vLLM engine failed to start: {exc}") from exc
         self._template_owner = _template_owner(self._llm.get_tokenizer(), self._settings.model)
 
-    async def generate(self, request: GenerationRequest) -> Generation:
+    async def load_adapter(self, adapter: Adapter) -> None:
+        """Load `adapter` for the requests that name it. Running requests are untouched. When this engine was
+        started without LoRA support, it is restarted with it (clean: no request is lost or cut)."""
+        known = self._adapters.get(adapter.name)
+        if known is not None and known.lora_path == adapter.path:
+            return
         if self._llm is None:
             raise EngineUnavailableError("engine not started")
+        check_adapter(adapter.path, self._settings.max_lora_rank)
+        if not self._lora_enabled:
+            log.error(
+                "engine cannot load LoRA adapters: it was started without LoRA (engine.enable_lora=false); "
+                "restarting it with LoRA enabled",
+                adapter=adapter.name,
+            )
+            await self._restart_with_lora()
+        from vllm.lora.request import LoRARequest
+
+        request = LoRARequest(adapter.name, next(self._lora_ids), adapter.path)
+        try:
+            await self._llm.add_lora(request)
+        except Exception as exc:  # vLLM reports load failures as plain exceptions; the engine keeps serving
+            raise AdapterLoadError(f"vLLM could not load adapter {adapter.name} from {adapter.path}: {exc}") from None
+        self._adapters[adapter.name] = request  # one assignment: requests see the adapter whole or not at all
+        log.info("adapter loaded", adapter=adapter.name, path=adapter.path)
+
+    async def _restart_with_lora(self) -> None:
+        """Close the gate, let running requests finish, rebuild the engine with LoRA on; if that fails,
+        bring the previous engine back and refuse the adapter."""
+        async with self._restart_lock:
+            if self._lora_enabled:
+                return
+            self._open.clear()
+            try:
+                await self._idle.wait()
+                await self._shutdown_llm()
+                self._lora_enabled = True
+                try:
+                    await self._start_llm()
+                except EngineUnavailableError as exc:
+                    self._lora_enabled = False
+                    log.error("engine restart with LoRA failed; restarting it as it was", error=str(exc))
+                    await self._start_llm()
+                    raise AdapterLoadError(
+                        f"this model or vLLM build cannot serve LoRA adapters ({exc}); kept the current model"
+                    ) from None
+                self.restarts += 1
+                log.warning("engine restarted with LoRA enabled", restarts=self.restarts)
+            finally:
+                self._open.set()
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        await self._open.wait()
+        if self._llm is None:
+            raise EngineUnavailableError("engine not started")
+        self._running += 1
+        self._idle.clear()
+        try:
+            return await self._generate(request)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    async def _generate(self, request: GenerationRequest) -> Generation:
+        lora = self._lora_request(request.adapter)
         prompt = self._template_owner.apply_chat_template(
             _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
         )
         images = [image for turn in request.turns for image in turn.images]
         if request.score_marker and request.score_regex:
-            return await self._generate_then_score(request, prompt, images)
-        final = await self._run(request.request_id, prompt, images, self._params(request, json=True))
+            return await self._generate_then_score(request, prompt, images, lora)
+        final = await self._run(request.request_id, prompt, images, self._params(request, json=True), lora)
         completion = final.outputs[0]
         return Generation(
             text=completion.text,
@@ -89,14 +196,16 @@ class VllmInProcessEngine:
             completion_tokens=len(completion.token_ids),
         )
 
-    async def _generate_then_score(self, request: GenerationRequest, prompt: str, images: list[Any]) -> Generation:
+    async def _generate_then_score(
+        self, request: GenerationRequest, prompt: str, images: list[Any], lora: Any
+    ) -> Generation:
         """Two steps, because vLLM reports logprobs for every generated token and turning them into Python
         objects costs more CPU than a small model's forward pass (benchmarks/RESULTS.md): first the answer
         up to the verdict marker without logprobs, then the verdict itself, constrained by `score_regex`,
         with logprobs. The second request's prompt is the first's plus its answer: a prefix-cache hit."""
         assert request.score_marker is not None
         head = await self._run(
-            request.request_id, prompt, images, self._params(request, json=True, stop=request.score_marker)
+            request.request_id, prompt, images, self._params(request, json=True, stop=request.score_marker), lora
         )
         head_out = head.outputs[0]
         marker_reached = head_out.finish_reason == "stop" and head_out.text.endswith(request.score_marker)
@@ -110,7 +219,7 @@ class VllmInProcessEngine:
                 completion_tokens=len(head_out.token_ids),
             )
         tail = await self._run(
-            f"{request.request_id}:score", prompt + head_out.text, images, self._params(request, json=False)
+            f"{request.request_id}:score", prompt + head_out.text, images, self._params(request, json=False), lora
         )
         tail_out = tail.outputs[0]
         return Generation(
@@ -141,7 +250,15 @@ class VllmInProcessEngine:
             include_stop_str_in_output=stop is not None,
         )
 
-    async def _run(self, request_id: str, prompt: str, images: list[Any], params: Any) -> Any:
+    def _lora_request(self, adapter: str | None) -> Any:
+        if adapter is None:
+            return None
+        request = self._adapters.get(adapter)
+        if request is None:  # the detector only names adapters it loaded: this is a bug, not bad input
+            raise RuntimeError(f"adapter {adapter!r} was never loaded into this engine")
+        return request
+
+    async def _run(self, request_id: str, prompt: str, images: list[Any], params: Any, lora: Any = None) -> Any:
         from vllm.v1.engine.exceptions import EngineDeadError
 
         assert self._llm is not None
@@ -150,7 +267,7 @@ class VllmInProcessEngine:
             inputs["multi_modal_data"] = {"image": images}
         final = None
         try:
-            async for output in self._llm.generate(inputs, params, request_id):
+            async for output in self._llm.generate(inputs, params, request_id, lora_request=lora):
                 final = output
         except EngineDeadError as exc:
             raise EngineUnavailableError(f"vLLM engine died: {exc}") from exc
@@ -164,9 +281,12 @@ class VllmInProcessEngine:
         return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
 
     async def close(self) -> None:
+        await self._shutdown_llm()
+
+    async def _shutdown_llm(self) -> None:
         if self._llm is not None:
-            self._llm.shutdown()
-            self._llm = None
+            llm, self._llm = self._llm, None
+            llm.shutdown()
 
 
 def _size_cpu_kv_cache(gib: int | None) -> None:
