@@ -227,6 +227,11 @@ def _topics() -> dict[str, dict[str, int]]:
     return out
 
 
+def _worker_container(name: str) -> dict[str, Any]:
+    (container,) = _object("Deployment", name)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
 def _worker_deployments() -> list[dict[str, Any]]:
     return [
         o
@@ -454,12 +459,14 @@ def test_reference_config_loads(name: str, mode: str) -> None:
 
 
 def test_reference_configs_are_the_three_roles() -> None:
-    assert sorted(p.name for p in CONFIGS.iterdir()) == ["cpu-worker.toml", "gpu-worker.toml", "trainer.toml"]
+    assert sorted(p.name for p in CONFIGS.glob("*.toml")) == ["cpu-worker.toml", "gpu-worker.toml", "trainer.toml"]
 
 
-def test_trainer_config_has_engine_and_kafka_only() -> None:
+def test_trainer_config_covers_the_retraining_sections() -> None:
     data = tomllib.loads((CONFIGS / "trainer.toml").read_text())
-    assert sorted(data) == ["engine", "kafka"]
+    assert sorted(data) == ["engine", "evaluation", "kafka", "retrain", "review", "training"]
+    settings = load_settings(CONFIGS / "trainer.toml", environ={})
+    assert settings.training.lora_r <= _settings_for(_worker_container("zoomguard-worker-gpu")).engine.max_lora_rank
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
@@ -485,10 +492,10 @@ def test_reference_config_explains_every_setting(path: Path) -> None:
     lines = path.read_text().splitlines()
     unexplained = []
     for i, line in enumerate(lines):
-        if not re.match(r"^[a-z_]+\s*=", line):
+        if not re.match(r"^[a-z][a-z0-9_]*\s*=", line):
             continue
         j = i - 1
-        while j >= 0 and re.match(r"^[a-z_]+\s*=", lines[j]):
+        while j >= 0 and re.match(r"^[a-z][a-z0-9_]*\s*=", lines[j]):
             j -= 1
         if j < 0 or not lines[j].startswith("#"):
             unexplained.append(f"{path.name}:{i + 1}: {line}")
@@ -693,6 +700,12 @@ def test_retrain_cronjob() -> None:
     (container,) = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["image"].startswith("zoomguard/trainer:")
     assert container.get("args") == ["retrain"]
+    assert spec.get("suspend") is False, "the retrain subcommand exists: the schedule must run"
+    settings = _settings_for(container)
+    worker = _settings_for(_worker_container("zoomguard-worker-gpu"))
+    # the trainer writes the registry the workers read, on the volume both mount
+    assert settings.evaluation.registry_dir == worker.evaluation.registry_dir
+    assert settings.evaluation.registry_dir.startswith("/models/") and worker.engine.enable_lora
 
 
 def test_topics_cover_every_configured_topic() -> None:
