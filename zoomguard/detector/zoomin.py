@@ -224,6 +224,7 @@ class ZoomInDetector:
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,
                 score_regex=VERDICT_TAIL_REGEX,
+                affinity=request_id,
             )
         )
         # The grammar caps regions at max_regions; the parser's own cap only guards servers without one.
@@ -255,6 +256,7 @@ class ZoomInDetector:
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,
                 score_regex=VERDICT_TAIL_REGEX,
+                affinity=request_id,
             )
         )
         parsed = parse_answer(generation.text, with_regions=False)

@@ -41,6 +41,9 @@ class GenerationRequest:
     # up to the marker without logprobs and finish with `score_regex`, reporting logprobs only there.
     score_marker: str | None = None
     score_regex: str | None = None
+    # Requests with the same affinity (the two queries of one image) should run where the first one ran:
+    # with several servers, that is where the prefix cache holds Query 1's image tokens.
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)

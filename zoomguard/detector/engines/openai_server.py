@@ -14,6 +14,7 @@ import base64
 import contextlib
 import itertools
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ _NO_RUNTIME_LORA = (
 )
 
 log = structlog.get_logger("zoomguard.engine")
+AFFINITY_ENTRIES = 16384  # images between their two queries; bounded so abandoned ones cannot grow it
 
 
 @dataclass
@@ -63,6 +65,7 @@ class OpenAIServerEngine:
         self._settings = settings
         self._endpoints = [_Endpoint(url.rstrip("/")) for url in settings.server_urls]
         self._order = itertools.count()
+        self._affinity: OrderedDict[str, _Endpoint] = OrderedDict()  # affinity key -> where it last ran
         self._client = client
         self._owns_client = client is None
         self._model = settings.served_model_name
@@ -142,7 +145,7 @@ class OpenAIServerEngine:
             self._model = await self._discover_model()
         body = self._body(request)
         errors: list[str] = []
-        for endpoint in self._candidates():
+        for endpoint in self._candidates(request.affinity):
             endpoint.in_flight += 1
             try:
                 await self._ensure_adapter(endpoint, request.adapter)
@@ -169,6 +172,7 @@ class OpenAIServerEngine:
                 raise ModelInputError(f"server refused the request: HTTP {response.status_code} {_detail(response)}")
             if response.status_code >= 400:
                 raise ConfigError(f"server {endpoint.url} answered HTTP {response.status_code}: {_detail(response)}")
+            self._remember(request.affinity, endpoint)
             return _generation(response.json())
         raise EngineUnavailableError("no vLLM server could answer: " + "; ".join(errors or self._urls()))
 
@@ -196,13 +200,30 @@ class OpenAIServerEngine:
             raise EngineUnavailableError("engine not started")
         return self._client
 
-    def _candidates(self) -> list[_Endpoint]:
-        """Healthy endpoints, least busy first (round-robin among equals); all of them if none is healthy."""
+    def _candidates(self, affinity: str | None = None) -> list[_Endpoint]:
+        """Healthy endpoints, least busy first (round-robin among equals); all of them if none is healthy.
+
+        A request whose affinity ran before goes first to that endpoint while it is healthy: Query 2 then
+        finds Query 1's prompt in that server's prefix cache instead of recomputing the image.
+        """
         now = time.monotonic()
         start = next(self._order) % len(self._endpoints)
         rotated = self._endpoints[start:] + self._endpoints[:start]
         healthy = [e for e in rotated if e.down_until <= now]
-        return sorted(healthy or rotated, key=lambda e: e.in_flight)
+        ordered = sorted(healthy or rotated, key=lambda e: e.in_flight)
+        sticky = self._affinity.pop(affinity, None) if affinity else None
+        if sticky is not None and sticky in healthy:
+            ordered.remove(sticky)
+            ordered.insert(0, sticky)
+        return ordered
+
+    def _remember(self, affinity: str | None, endpoint: _Endpoint) -> None:
+        if not affinity or len(self._endpoints) < 2:
+            return
+        self._affinity[affinity] = endpoint
+        self._affinity.move_to_end(affinity)
+        while len(self._affinity) > AFFINITY_ENTRIES:
+            self._affinity.popitem(last=False)
 
     def _mark_down(self, endpoint: _Endpoint) -> None:
         endpoint.down_until = time.monotonic() + self._settings.endpoint_cooldown_s
