@@ -14,18 +14,9 @@ from pydantic import SecretStr
 
 from zoomguard.consumer.routing import route
 from zoomguard.errors import BadInputError, UnavailableError
-from zoomguard.review.labelstudio import (
-    ReadRequest,
-    Unusable,
-    box_to_percent,
-    decision_from_annotation,
-    decisions_from_webhook,
-    export_task,
-    export_tasks,
-    latest_requests,
-    parse_export,
-    percent_to_box,
-)
+from zoomguard.review.labelstudio import Unusable, decision_from_annotation, decisions_from_webhook, parse_export
+from zoomguard.review.ls_boxes import box_to_percent, percent_to_box
+from zoomguard.review.ls_export import ReadRequest, export_task, export_tasks, latest_requests
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.review.webhook import WebhookApp
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage

@@ -66,7 +66,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
-    from zoomguard.review.labelstudio import ReadRequest, export_tasks
+    from zoomguard.review.ls_export import ReadRequest, export_tasks
     from zoomguard.review.topic_io import read_to_end
     from zoomguard.schemas.events import ReviewRequest
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from zoomguard.review.labelstudio import box_to_percent
+from zoomguard.review.ls_boxes import box_to_percent
 from zoomguard.schemas.detection import Detection
 from zoomguard.schemas.events import ImageEvent, ReviewReason, ReviewRequest, SourceRecord, VerdictEvent
 

@@ -1,6 +1,6 @@
-"""Label Studio out and in, as pure functions over parsed JSON.
+"""Label Studio in, as pure functions over parsed JSON (the export side is ls_export.py).
 
-Out: ReviewRequests (latest per event_id) become a task import file. In: a Label Studio export (the JSON
+A Label Studio export (the JSON
 format, or JSON-MIN) or a webhook payload becomes ReviewDecisions; what cannot be imported is reported
 with a reason instead of being produced. The labeling config these names match is in the README:
 rectanglelabels "regions", choices "verdict", an optional per-region textarea (findings) and an optional
@@ -13,11 +13,9 @@ Label Studio's `original_width`/`original_height` are then the thumbnail's.
 
 from __future__ import annotations
 
-import copy
-import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from zoomguard.errors import BadInputError
-from zoomguard.schemas.events import ID_PATTERN, ImageRef, ReviewRequest
+from zoomguard.review.ls_boxes import percent_to_box
+from zoomguard.schemas.events import ID_PATTERN, ImageRef
 from zoomguard.schemas.review import MAX_REVIEW_BOXES, ReviewDecision, ReviewedRegion
 
 REGIONS = "regions"
@@ -38,116 +37,6 @@ MAX_FINDING = 2000
 MAX_EXPLANATION = 8000
 MAX_REVIEWER = 200
 _ID = re.compile(ID_PATTERN)
-
-
-# ---------------------------------------------------------------- coordinates
-
-
-def box_to_percent(box: Sequence[int], width: int, height: int) -> dict[str, float]:
-    """Pixels (x1, y1, x2, y2) to Label Studio's x, y, width, height in percent (4 decimals, as routing writes)."""
-    x1, y1, x2, y2 = box
-    return {
-        "x": round(100.0 * x1 / width, 4),
-        "y": round(100.0 * y1 / height, 4),
-        "width": round(100.0 * (x2 - x1) / width, 4),
-        "height": round(100.0 * (y2 - y1) / height, 4),
-    }
-
-
-def percent_to_box(value: Mapping[str, Any], width: int, height: int) -> tuple[int, int, int, int] | None:
-    """Label Studio percent (rotated clockwise about its top-left corner) to the enclosing pixel box.
-
-    Clamped to the image; None when nothing of positive area is left. Raises ValueError on non-numbers.
-    """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size {width}x{height} must be positive")
-    x = _number(value.get("x"), "x") * width / 100.0
-    y = _number(value.get("y"), "y") * height / 100.0
-    w = _number(value.get("width"), "width") * width / 100.0
-    h = _number(value.get("height"), "height") * height / 100.0
-    rotation = _number(value.get("rotation", 0) or 0, "rotation")
-    if w < 0 or h < 0:
-        raise ValueError("width and height must not be negative")
-    theta = math.radians(rotation)
-    cos, sin = math.cos(theta), math.sin(theta)
-    xs = [x, x + w * cos, x + w * cos - h * sin, x - h * sin]
-    ys = [y, y + w * sin, y + w * sin + h * cos, y + h * cos]
-    x1 = min(max(round(min(xs)), 0), width)
-    y1 = min(max(round(min(ys)), 0), height)
-    x2 = min(max(round(max(xs)), 0), width)
-    y2 = min(max(round(max(ys)), 0), height)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return (x1, y1, x2, y2)
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-# ---------------------------------------------------------------- export
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """A ReviewRequest with where it was read from (to pick the latest per event_id)."""
-
-    request: ReviewRequest
-    partition: int
-    offset: int
-
-
-def latest_requests(items: Iterable[ReadRequest]) -> list[ReviewRequest]:
-    """One request per event_id: the later offset in a partition, else the later processed_at."""
-    latest: dict[str, ReadRequest] = {}
-    for item in items:
-        seen = latest.get(item.request.event_id)
-        if seen is None or _newer(item, seen):
-            latest[item.request.event_id] = item
-    return [latest[key].request for key in sorted(latest)]
-
-
-def _newer(item: ReadRequest, seen: ReadRequest) -> bool:
-    if item.partition == seen.partition:
-        return item.offset > seen.offset
-    return item.request.verdict.processed_at > seen.request.verdict.processed_at
-
-
-def export_task(request: ReviewRequest) -> dict[str, Any]:
-    """The worker's Label Studio task, plus what import needs: the original size, sha256 and model version."""
-    task = copy.deepcopy(request.label_studio_task)
-    data = task.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("image"), str):
-        raise BadInputError(f"review request {request.event_id}: its Label Studio task has no data.image")
-    verdict = request.verdict
-    data.update(
-        event_id=request.event_id,
-        image_width=verdict.image.width,
-        image_height=verdict.image.height,
-        image_sha256=verdict.image.sha256,
-        model_version=verdict.model.version,
-    )
-    score = verdict.p_ai if verdict.p_ai is not None else 0.5
-    predictions = task.get("predictions")
-    task["predictions"] = [
-        {**prediction, "score": prediction.get("score", score)}
-        for prediction in (predictions if isinstance(predictions, list) else [])
-        if isinstance(prediction, dict)
-    ]
-    return task
-
-
-def export_tasks(items: Iterable[ReadRequest]) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """The task import file (sorted by event_id) and the requests that could not become tasks, by reason."""
-    tasks, problems = [], Counter[str]()
-    for request in latest_requests(items):
-        try:
-            tasks.append(export_task(request))
-        except BadInputError:
-            problems["task_without_image"] += 1
-    return tasks, problems
 
 
 # ---------------------------------------------------------------- import
