@@ -23,7 +23,12 @@ Progress = Callable[[int, int], None]
 
 
 def read_to_end(
-    kafka: KafkaSettings, topic: str, *, timeout_s: float, progress: Progress | None = None
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    timeout_s: float,
+    progress: Progress | None = None,
+    timeout_setting: str = "review.export_timeout_s",
 ) -> Iterator[Any]:
     """Every record of `topic` from the beginning up to its end at the start; raises if that takes too long."""
     consumer = KafkaConsumer(
@@ -46,9 +51,7 @@ def read_to_end(
         deadline = time.monotonic() + timeout_s
         while _remaining(consumer, targets):
             if time.monotonic() > deadline:
-                raise UnavailableError(
-                    f"could not read {topic} to its end within {timeout_s} s (review.export_timeout_s)"
-                )
+                raise UnavailableError(f"could not read {topic} to its end within {timeout_s} s ({timeout_setting})")
             batch = consumer.poll(timeout_ms=500)
             for tp in partitions:
                 highwater = consumer.highwater(tp)

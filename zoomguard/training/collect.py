@@ -112,13 +112,25 @@ def _read_topics(
         decisions = latest_decisions(
             _raw(
                 read_to_end(
-                    settings.kafka, topics.review_decisions, timeout_s=timeout, progress=_stage(progress, "decisions")
+                    settings.kafka,
+                    topics.review_decisions,
+                    timeout_s=timeout,
+                    progress=_stage(progress, "decisions"),
+                    timeout_setting="review.collect_timeout_s",
                 )
             ),
             skipped,
         )
         contexts = review_contexts(
-            _raw(read_to_end(settings.kafka, topics.review, timeout_s=timeout, progress=_stage(progress, "review"))),
+            _raw(
+                read_to_end(
+                    settings.kafka,
+                    topics.review,
+                    timeout_s=timeout,
+                    progress=_stage(progress, "review"),
+                    timeout_setting="review.collect_timeout_s",
+                )
+            ),
             set(decisions),
             skipped,
         )
