@@ -1,39 +1,40 @@
-"""Profiling aid: what per-token logprobs cost the engine ceiling (tiny model, in-process vLLM on CPU).
+"""Profiling aid: what reading the verdict's probability costs the engine ceiling (tiny model, in-process
+vLLM on CPU), variant by variant, side by side on one engine:
 
-Runs the engine-ceiling measurement several times in one process, changing only how logprobs are
-requested (one pass scoring every token, or the default two steps that score only the verdict), so the
-ratios are side by side on the same engine:
+    .venv/bin/python benchmarks/logprob_cost.py [IMAGES] [ROUNDS]
 
-    .venv/bin/python benchmarks/logprob_cost.py [IMAGES]
+Each variant changes only how the verdict is scored. Every (variant, round) gets images of its own, so no
+variant is served Query 1 from the prefix cache that an earlier one filled, and the order of the variants
+rotates between rounds, so drift on a shared machine falls on all of them alike. The table reports the
+median images/s per variant and its ratio to the shipped default.
 
-This is how the bottleneck recorded in RESULTS.md was found: the verdict's probability is read from one
-token, but vLLM reports logprobs for every generated token, and on a tiny model the CPU spent turning
-them into Python objects outweighs the model itself.
+This is how the bottlenecks recorded in RESULTS.md were found: the verdict's probability is read from one
+token, but vLLM reports logprobs for every generated token, and when it detokenizes, its front end decodes
+every token and every alternative as they arrive, which on a tiny model costs more CPU than the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-# (two_phase, SamplingParams overrides for the requests that ask for logprobs)
-VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
-    "one pass, dict logprobs, top 10": (False, {"flat_logprobs": False, "logprobs": 10}),
-    "one pass, flat logprobs, top 5": (False, {"flat_logprobs": True, "logprobs": 5}),
-    "two steps, flat, top 5 (default)": (True, {}),
-    "one pass, no logprobs (no p_ai)": (False, {"logprobs": None}),
+# name -> SamplingParams overrides for every request
+VARIANTS: dict[str, dict[str, Any]] = {
+    "token ids only, decoded once (default)": {},
+    "vLLM detokenizes every token and alternative": {"detokenize": True},
+    "no logprobs (no p_ai: the floor)": {"logprobs": None},
 }
 
 
-async def main(images: int) -> None:
+async def main(images: int, rounds: int) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     import vllm
 
-    import zoomguard.detector.zoomin as zoomin
     from zoomguard.bench.runs import engine_ceiling
     from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE
     from zoomguard.config import load_settings
@@ -41,15 +42,14 @@ async def main(images: int) -> None:
     from zoomguard.detector.tiny_model import build_tiny_model
     from zoomguard.samples import make_samples
 
-    original = vllm.SamplingParams
-    marker = zoomin.VERDICT_MARKER
+    original_params = vllm.SamplingParams
     variant: dict[str, Any] = {}
 
     def sampling_params(**kwargs: Any) -> Any:
-        return original(**{**kwargs, **(variant if kwargs.get("logprobs") else {})})
+        return original_params(**{**kwargs, **variant})
 
     vllm.SamplingParams = sampling_params  # type: ignore[assignment,misc]
-    model = Path("bench-out/tiny-model")
+    model = Path(os.environ.get("ZOOMGUARD_BENCH_MODEL", "bench-out/tiny-model"))
     if not (model / "config.json").is_file():
         build_tiny_model(model)
     settings = load_settings(
@@ -57,18 +57,43 @@ async def main(images: int) -> None:
     )
     engine = build_engine(settings)
     await engine.start()
-    data = [s.data for s in make_samples(images, seed=1000, size=(320, 240))]
+    names = list(VARIANTS)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    token_rates: dict[str, list[float]] = {name: [] for name in names}
+    seed = 5000
     try:
-        await engine_ceiling(settings, engine, data[:8])  # warm-up
-        for name, (two_steps, change) in VARIANTS.items():
-            zoomin.VERDICT_MARKER = marker if two_steps else None  # type: ignore[assignment]
-            variant.clear()
-            variant.update(change)
-            result = await engine_ceiling(settings, engine, data)
-            print(f"{name:<32} {result.ips:6.1f} images/s", flush=True)
+        warm = [s.data for s in make_samples(8, seed=seed, size=(320, 240))]
+        await engine_ceiling(settings, engine, warm)
+        for round_index in range(rounds):
+            order = names[round_index % len(names) :] + names[: round_index % len(names)]
+            for name in order:
+                seed += 1000
+                data = [s.data for s in make_samples(images, seed=seed, size=(320, 240))]
+                variant.clear()
+                variant.update(VARIANTS[name])
+                result = await engine_ceiling(settings, engine, data)
+                results[name].append(result.ips)
+                tokens = sum(
+                    d.usage.locate_completion_tokens + d.usage.examine_completion_tokens for d in result.detections
+                )
+                token_rates[name].append(rate := tokens / result.seconds)
+                print(
+                    f"round {round_index + 1}: {name:<34} {result.ips:6.1f} images/s {rate:7.0f} tokens/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         await engine.close()
+    baseline = statistics.median(results[names[0]])
+    print(f"\n| variant | images/s | vs default | generated tokens/s | rounds ({images} images each) |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        median = statistics.median(results[name])
+        runs = ", ".join(f"{v:.1f}" for v in results[name])
+        print(
+            f"| {name} | {median:.1f} | {median / baseline:.2f} | {statistics.median(token_rates[name]):.0f} | {runs} |"
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 64))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 64, int(sys.argv[2]) if len(sys.argv) > 2 else 3))

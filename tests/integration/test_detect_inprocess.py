@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import LoopThread
+from zoomguard.detector.confidence import p_ai_from_logprobs
+from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob
+from zoomguard.detector.engines.vllm_inprocess import _chat_messages
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
@@ -80,3 +85,74 @@ def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) 
         assert detection.crops <= forced.detector.crops.max_crops
         # each crop adds its image tokens to Query 2's prompt
         assert detection.usage.examine_prompt_tokens > detection.usage.locate_prompt_tokens + 16 * detection.crops
+
+
+class _Recording:
+    """Passes requests to the engine and keeps them, so they can be replayed."""
+
+    def __init__(self, engine: Any):
+        self._engine = engine
+        self.requests: list[GenerationRequest] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        self.requests.append(request)
+        return await self._engine.generate(request)
+
+
+def _vllm_detokenized(loop: LoopThread, engine: Any, request: GenerationRequest) -> tuple[str, float | None]:
+    """The answer and P(ai) with vLLM decoding every token and alternative itself (the slow way)."""
+    from vllm import SamplingParams
+
+    params = engine._params(request)
+    params = SamplingParams(
+        temperature=params.temperature,
+        max_tokens=params.max_tokens,
+        logprobs=params.logprobs,
+        flat_logprobs=True,
+        structured_outputs=params.structured_outputs,
+    )
+    prompt = engine._template_owner.apply_chat_template(
+        _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
+    )
+    images = [image for turn in request.turns for image in turn.images]
+
+    completion = loop.run(engine._run(f"{request.request_id}:reference", prompt, images, params)).outputs[0]
+    flat = completion.logprobs
+    tokens = []
+    for position, token_id in enumerate(completion.token_ids):
+        first, end = flat.start_indices[position], flat.end_indices[position]
+        chosen = next(i for i in range(first, end) if flat.token_ids[i] == token_id)
+        top = tuple((flat.decoded_tokens[i] or "", flat.logprobs[i]) for i in range(first, end))
+        tokens.append(TokenLogprob(flat.decoded_tokens[chosen] or "", flat.logprobs[chosen], top))
+    return completion.text, p_ai_from_logprobs(tokens)
+
+
+def test_answers_decoded_once_match_vllm_detokenizing(
+    loop: LoopThread, tiny_model: Path, inprocess_engine: Any
+) -> None:
+    """The engine asks vLLM for token ids only and decodes the answer once (token_texts); the text and
+    P(ai) must be what vLLM's own per-token detokenization gives for the same requests."""
+    from tests.conftest import tiny_settings
+    from zoomguard.detector.factory import build_detector
+
+    recording = _Recording(inprocess_engine)
+    detector = build_detector(tiny_settings(str(tiny_model), detector={"min_regions": 1}), recording)
+    samples = make_samples(3, seed=900, size=(320, 240))
+    _detect_batch(loop, detector, [s.data for s in samples])
+    assert {r.request_id.rsplit(":", 1)[1] for r in recording.requests} == {"locate", "examine"}
+    scored = 0
+    for request in recording.requests:
+        ours = loop.run(inprocess_engine.generate(request))
+        text, p_ai = _vllm_detokenized(loop, inprocess_engine, request)
+        assert ours.text == text
+        if p_ai is None:
+            assert p_ai_from_logprobs(ours.tokens) is None
+            continue
+        scored += 1
+        assert p_ai_from_logprobs(ours.tokens) == pytest.approx(p_ai, abs=1e-9)
+        # only the tail from the verdict marker on is scored token by token
+        assert len(ours.tokens) < ours.completion_tokens
+    assert scored >= len(samples)

@@ -27,7 +27,7 @@ from zoomguard.detector.images import DecodedImage, decode_image, resize_to
 from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.detector.settings import DetectorSettings
-from zoomguard.schemas.answers import VERDICT_MARKER, VERDICT_TAIL_REGEX, ExamineAnswer, LocateAnswer, response_schema
+from zoomguard.schemas.answers import VERDICT_MARKER, ExamineAnswer, LocateAnswer, response_schema
 from zoomguard.schemas.detection import (
     Decision,
     Detection,
@@ -223,7 +223,6 @@ class ZoomInDetector:
                 top_logprobs=self._settings.top_logprobs,
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,
-                score_regex=VERDICT_TAIL_REGEX,
                 affinity=request_id,
             )
         )
@@ -255,7 +254,6 @@ class ZoomInDetector:
                 top_logprobs=self._settings.top_logprobs,
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,
-                score_regex=VERDICT_TAIL_REGEX,
                 affinity=request_id,
             )
         )

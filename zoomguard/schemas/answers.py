@@ -44,10 +44,8 @@ class ExamineAnswer(BaseModel):
 
 
 # Both answers end with the verdict, so a compact answer (no free whitespace) reaches the verdict's value
-# right after this marker, and what follows is one of these tails. Engines use them to report logprobs
-# only where P(ai_generated) is read.
+# right after this marker. Engines use it to report logprobs only where P(ai_generated) is read.
 VERDICT_MARKER = '"verdict":"'
-VERDICT_TAIL_REGEX = "(" + "|".join(VERDICTS) + ')"\\}'
 
 
 def response_schema(

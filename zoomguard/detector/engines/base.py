@@ -37,10 +37,9 @@ class GenerationRequest:
     top_logprobs: int = 10
     temperature: float = 0.0
     adapter: str | None = None  # the name of a LoRA adapter loaded with `load_adapter`; None = base weights
-    # Optional: logprobs are only needed after `score_marker` (the verdict). An engine may then generate
-    # up to the marker without logprobs and finish with `score_regex`, reporting logprobs only there.
+    # Optional: logprobs are only read from the last `score_marker` on (the verdict). An engine may then
+    # report the answer before it as one text token, without alternatives.
     score_marker: str | None = None
-    score_regex: str | None = None
     # Requests with the same affinity (the two queries of one image) should run where the first one ran:
     # with several servers, that is where the prefix cache holds Query 1's image tokens.
     affinity: str | None = None

@@ -21,10 +21,10 @@ from zoomguard.detector.engines.base import (
     AdapterLoadError,
     Generation,
     GenerationRequest,
-    TokenLogprob,
     Turn,
 )
 from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.engines.token_texts import answer_text, scored_tokens
 from zoomguard.errors import BadInputError, EngineUnavailableError
 
 log = structlog.get_logger("zoomguard.engine")
@@ -44,6 +44,7 @@ class VllmInProcessEngine:
         self._images_per_prompt = images_per_prompt
         self._llm: Any = None
         self._template_owner: Any = None
+        self._tokenizer: Any = None
         self._startup_adapter = adapter
         self._lora_enabled = settings.enable_lora or adapter is not None
         self._adapters: dict[str, Any] = {}  # adapter name -> vLLM LoRARequest
@@ -111,7 +112,8 @@ class VllmInProcessEngine:
             self._llm = AsyncLLM.from_engine_args(self.engine_args())
         except Exception as exc:  # a failed load is an availability problem, reported with its cause
             raise EngineUnavailableError(f"vLLM engine failed to start: {exc}") from exc
-        self._template_owner = _template_owner(self._llm.get_tokenizer(), self._settings.model)
+        self._tokenizer = self._llm.get_tokenizer()
+        self._template_owner = _template_owner(self._tokenizer, self._settings.model)
 
     async def load_adapter(self, adapter: Adapter) -> None:
         """Load `adapter` for the requests that name it. Running requests are untouched. When this engine was
@@ -183,71 +185,34 @@ class VllmInProcessEngine:
             _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
         )
         images = [image for turn in request.turns for image in turn.images]
-        if request.score_marker and request.score_regex:
-            return await self._generate_then_score(request, prompt, images, lora)
-        final = await self._run(request.request_id, prompt, images, self._params(request, json=True), lora)
+        final = await self._run(request.request_id, prompt, images, self._params(request), lora)
         completion = final.outputs[0]
+        text = answer_text(self._tokenizer, completion.token_ids)
+        tokens = (
+            scored_tokens(self._tokenizer, completion.token_ids, completion.logprobs, text, request.score_marker)
+            if completion.logprobs
+            else ()
+        )
         return Generation(
-            text=completion.text,
-            tokens=_tokens(completion),
+            text=text,
+            tokens=tokens,
             prompt_tokens=len(final.prompt_token_ids or ()),
             cached_prompt_tokens=final.num_cached_tokens,
             finish_reason=completion.finish_reason,
             completion_tokens=len(completion.token_ids),
         )
 
-    async def _generate_then_score(
-        self, request: GenerationRequest, prompt: str, images: list[Any], lora: Any
-    ) -> Generation:
-        """Two steps, because vLLM reports logprobs for every generated token and turning them into Python
-        objects costs more CPU than a small model's forward pass (benchmarks/RESULTS.md): first the answer
-        up to the verdict marker without logprobs, then the verdict itself, constrained by `score_regex`,
-        with logprobs. The second request's prompt is the first's plus its answer: a prefix-cache hit."""
-        assert request.score_marker is not None
-        head = await self._run(
-            request.request_id, prompt, images, self._params(request, json=True, stop=request.score_marker), lora
-        )
-        head_out = head.outputs[0]
-        marker_reached = head_out.finish_reason == "stop" and head_out.text.endswith(request.score_marker)
-        if not marker_reached:  # cut off or ended early: the answer is what it is, without a score
-            return Generation(
-                text=head_out.text,
-                tokens=(),
-                prompt_tokens=len(head.prompt_token_ids or ()),
-                cached_prompt_tokens=head.num_cached_tokens,
-                finish_reason=head_out.finish_reason,
-                completion_tokens=len(head_out.token_ids),
-            )
-        tail = await self._run(
-            f"{request.request_id}:score", prompt + head_out.text, images, self._params(request, json=False), lora
-        )
-        tail_out = tail.outputs[0]
-        return Generation(
-            text=head_out.text + tail_out.text,
-            tokens=(TokenLogprob(head_out.text, 0.0), *_tokens(tail_out)),
-            prompt_tokens=len(head.prompt_token_ids or ()),
-            cached_prompt_tokens=head.num_cached_tokens,
-            finish_reason=tail_out.finish_reason,
-            completion_tokens=len(head_out.token_ids) + len(tail_out.token_ids),
-        )
-
-    def _params(self, request: GenerationRequest, *, json: bool, stop: str | None = None) -> Any:
+    def _params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        if json:
-            constraint = StructuredOutputsParams(json=request.json_schema)
-        else:
-            constraint = StructuredOutputsParams(regex=request.score_regex)
-        scored = stop is None
         return SamplingParams(
             temperature=request.temperature,
             max_tokens=request.max_tokens,
-            logprobs=request.top_logprobs if scored else None,
+            logprobs=request.top_logprobs or None,
             flat_logprobs=True,  # a few flat lists instead of a dict per token: much less Python work and GC
-            structured_outputs=constraint,
-            stop=[stop] if stop else None,
-            include_stop_str_in_output=stop is not None,
+            detokenize=False,  # decoded once at the end (token_texts): vLLM would decode every alternative too
+            structured_outputs=StructuredOutputsParams(json=request.json_schema),
         )
 
     def _lora_request(self, adapter: str | None) -> Any:
@@ -317,38 +282,3 @@ def _chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
         content.append({"type": "text", "text": turn.text})
         messages.append({"role": turn.role, "content": content})
     return messages
-
-
-def _tokens(completion: Any) -> tuple[TokenLogprob, ...]:
-    """Flat logprobs -> TokenLogprob per position. The chosen token is the sampled id among the position's
-    entries (vLLM always includes it)."""
-    flat = completion.logprobs
-    if not flat:
-        return ()
-    if not hasattr(flat, "start_indices"):  # list of dicts (flat_logprobs off)
-        return tuple(
-            _token_from_dict(token_id, alts) for token_id, alts in zip(completion.token_ids, flat, strict=False)
-        )
-    tokens = []
-    ids, logprobs, texts = flat.token_ids, flat.logprobs, flat.decoded_tokens
-    for position, token_id in enumerate(completion.token_ids[: len(flat.start_indices)]):
-        start, end = flat.start_indices[position], flat.end_indices[position]
-        top = tuple((texts[i] or "", logprobs[i]) for i in range(start, end))
-        chosen = next((i for i in range(start, end) if ids[i] == token_id), None)
-        tokens.append(
-            TokenLogprob(
-                token=(texts[chosen] or "") if chosen is not None else "",
-                logprob=logprobs[chosen] if chosen is not None else float("-inf"),
-                top=top,
-            )
-        )
-    return tuple(tokens)
-
-
-def _token_from_dict(token_id: int, alternatives: Any) -> TokenLogprob:
-    chosen = alternatives.get(token_id)
-    return TokenLogprob(
-        token=(chosen.decoded_token or "") if chosen else "",
-        logprob=chosen.logprob if chosen else float("-inf"),
-        top=tuple((alt.decoded_token or "", alt.logprob) for alt in alternatives.values()),
-    )

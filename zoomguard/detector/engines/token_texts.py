@@ -1,0 +1,78 @@
+"""Texts for an answer that the engine returned as token ids only.
+
+Why: when vLLM detokenizes, its front end decodes every generated token and every reported alternative,
+one position at a time, as they arrive. On a small model that costs more CPU than the model itself
+(benchmarks/RESULTS.md). Here the answer is decoded once, and per-token texts are made only for the
+tokens from the last `marker` on, where the verdict's probability is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from zoomguard.detector.engines.base import TokenLogprob
+
+# Tokens decoded one by one at the end of an answer, doubled until the marker is inside.
+FIRST_WINDOW = 16
+
+
+class Decoder(Protocol):
+    """The part of a Hugging Face tokenizer this needs."""
+
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = False) -> str: ...
+
+
+class FlatAlternatives(Protocol):
+    """vLLM's FlatLogprobs: the alternatives of position i are entries start_indices[i]:end_indices[i]."""
+
+    start_indices: list[int]
+    end_indices: list[int]
+    token_ids: list[int]
+    logprobs: list[float]
+
+
+def answer_text(tokenizer: Decoder, token_ids: Sequence[int]) -> str:
+    return tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+
+def scored_tokens(
+    tokenizer: Decoder,
+    token_ids: Sequence[int],
+    alternatives: FlatAlternatives,
+    text: str,
+    marker: str | None,
+) -> tuple[TokenLogprob, ...]:
+    """The answer as one text token for everything before the last `marker`, then one TokenLogprob per
+    token with its alternatives. Without a marker (or when `text` lacks it) every token is scored."""
+    ids = list(token_ids)
+    positions = min(len(ids), len(alternatives.start_indices))
+    start = _window_start(tokenizer, ids[:positions], text, marker)
+    tokens: list[TokenLogprob] = []
+    if start > 0:
+        tokens.append(TokenLogprob(tokenizer.decode(ids[:start], skip_special_tokens=True), 0.0))
+    for position in range(start, positions):
+        first, end = alternatives.start_indices[position], alternatives.end_indices[position]
+        chosen = ids[position]
+        top = tuple(
+            (tokenizer.decode([alternatives.token_ids[i]]), alternatives.logprobs[i]) for i in range(first, end)
+        )
+        chosen_logprob = next(
+            (alternatives.logprobs[i] for i in range(first, end) if alternatives.token_ids[i] == chosen), float("-inf")
+        )
+        tokens.append(TokenLogprob(tokenizer.decode([chosen], skip_special_tokens=True), chosen_logprob, top))
+    return tuple(tokens)
+
+
+def _window_start(tokenizer: Decoder, ids: list[int], text: str, marker: str | None) -> int:
+    """The first token to score: early enough that the tokens from it on hold the whole last `marker`."""
+    cut = text.rfind(marker) if marker else -1
+    if cut < 0:
+        return 0
+    width = FIRST_WINDOW
+    while width < len(ids):
+        start = len(ids) - width
+        if len(tokenizer.decode(ids[:start], skip_special_tokens=True)) < cut:
+            return start
+        width *= 2
+    return 0
