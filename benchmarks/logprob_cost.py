@@ -24,7 +24,8 @@ from typing import Any
 
 # name -> SamplingParams overrides for every request
 VARIANTS: dict[str, dict[str, Any]] = {
-    "token ids only, decoded once (default)": {},
+    "token ids only, final output only (default)": {},
+    "an output object per step (vLLM's default)": {"output_kind": "CUMULATIVE"},
     "vLLM detokenizes every token and alternative": {"detokenize": True},
     "no logprobs (no p_ai: the floor)": {"logprobs": None},
 }
@@ -34,6 +35,7 @@ async def main(images: int, rounds: int) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     import vllm
+    from vllm.sampling_params import RequestOutputKind
 
     from zoomguard.bench.runs import engine_ceiling
     from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE
@@ -46,7 +48,8 @@ async def main(images: int, rounds: int) -> None:
     variant: dict[str, Any] = {}
 
     def sampling_params(**kwargs: Any) -> Any:
-        return original_params(**{**kwargs, **variant})
+        change = {k: (RequestOutputKind[v] if k == "output_kind" else v) for k, v in variant.items()}
+        return original_params(**{**kwargs, **change})
 
     vllm.SamplingParams = sampling_params  # type: ignore[assignment,misc]
     model = Path(os.environ.get("ZOOMGUARD_BENCH_MODEL", "bench-out/tiny-model"))

@@ -12,7 +12,6 @@ import pytest
 from tests.support import LoopThread
 from zoomguard.detector.confidence import p_ai_from_logprobs
 from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob
-from zoomguard.detector.engines.vllm_inprocess import _chat_messages
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
@@ -59,6 +58,21 @@ def test_examine_reuses_the_locate_prefix(loop: LoopThread, inprocess_detector: 
     assert cached is not None
     # full KV blocks of Query 1's prompt are reused (vLLM caches whole blocks only)
     assert cached >= 0.8 * detection.usage.locate_prompt_tokens
+
+
+def test_examine_continues_the_generated_answer_token_for_token(
+    loop: LoopThread, inprocess_detector: ZoomInDetector, inprocess_engine: Any
+) -> None:
+    """Query 2's prompt carries Query 1's answer as the ids the model generated, not the text tokenized again,
+    so the prefix cache serves the answer too: every full block of Query 1's prompt and answer."""
+    block = inprocess_engine._llm.vllm_config.cache_config.block_size
+    samples = make_samples(4, seed=31, size=(320, 240))
+    examined = [d for d in _detect_batch(loop, inprocess_detector, [s.data for s in samples]) if d.examined]
+    assert examined
+    for detection in examined:
+        usage = detection.usage
+        computed = usage.locate_prompt_tokens + usage.locate_completion_tokens - 1  # the last token is never fed
+        assert usage.examine_cached_tokens == computed // block * block
 
 
 def test_the_same_image_gives_the_same_answer(loop: LoopThread, inprocess_detector: ZoomInDetector) -> None:
@@ -114,9 +128,7 @@ def _vllm_detokenized(loop: LoopThread, engine: Any, request: GenerationRequest)
         flat_logprobs=True,
         structured_outputs=params.structured_outputs,
     )
-    prompt = engine._template_owner.apply_chat_template(
-        _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
-    )
+    prompt = engine._prompt(request.turns)
     images = [image for turn in request.turns for image in turn.images]
 
     completion = loop.run(engine._run(f"{request.request_id}:reference", prompt, images, params)).outputs[0]

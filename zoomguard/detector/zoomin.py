@@ -246,7 +246,7 @@ class ZoomInDetector:
                 request_id=f"{request_id}:examine",
                 turns=(
                     first_turn,
-                    Turn("assistant", located.text),
+                    Turn("assistant", located.text, token_ids=located.token_ids),
                     Turn("user", examine_prompt(findings), tuple(crops)),
                 ),
                 json_schema=self._examine_schema,

@@ -19,11 +19,15 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Turn:
-    """One chat turn; images come before the text, as Qwen-VL prompts put them."""
+    """One chat turn; images come before the text, as Qwen-VL prompts put them.
+
+    An assistant turn may carry the token ids the engine generated for `text`: an engine that takes token
+    prompts continues from exactly those (prefix cache); others send the text."""
 
     role: Role
     text: str
     images: tuple[Image.Image, ...] = ()
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Generation:
     finish_reason: str | None
     completion_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    token_ids: tuple[int, ...] = ()  # the generated ids, where the engine has them (see Turn.token_ids)
 
 
 class Engine(Protocol):

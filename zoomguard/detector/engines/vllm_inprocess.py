@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from zoomguard.detector.engines.base import (
     GenerationRequest,
     Turn,
 )
+from zoomguard.detector.engines.continuation import continued_prompt_ids
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.engines.token_texts import answer_text, scored_tokens
 from zoomguard.errors import BadInputError, EngineUnavailableError
@@ -45,6 +47,7 @@ class VllmInProcessEngine:
         self._llm: Any = None
         self._template_owner: Any = None
         self._tokenizer: Any = None
+        self._end_ids: frozenset[int] = frozenset()
         self._startup_adapter = adapter
         self._lora_enabled = settings.enable_lora or adapter is not None
         self._adapters: dict[str, Any] = {}  # adapter name -> vLLM LoRARequest
@@ -113,6 +116,7 @@ class VllmInProcessEngine:
         except Exception as exc:  # a failed load is an availability problem, reported with its cause
             raise EngineUnavailableError(f"vLLM engine failed to start: {exc}") from exc
         self._tokenizer = self._llm.get_tokenizer()
+        self._end_ids = _end_of_turn_ids(self._tokenizer, self._settings.model)
         self._template_owner = _template_owner(self._tokenizer, self._settings.model)
 
     async def load_adapter(self, adapter: Adapter) -> None:
@@ -181,10 +185,8 @@ class VllmInProcessEngine:
 
     async def _generate(self, request: GenerationRequest) -> Generation:
         lora = self._lora_request(request.adapter)
-        prompt = self._template_owner.apply_chat_template(
-            _chat_messages(request.turns), tokenize=False, add_generation_prompt=True
-        )
         images = [image for turn in request.turns for image in turn.images]
+        prompt = self._prompt(request.turns)
         final = await self._run(request.request_id, prompt, images, self._params(request), lora)
         completion = final.outputs[0]
         text = answer_text(self._tokenizer, completion.token_ids)
@@ -200,11 +202,27 @@ class VllmInProcessEngine:
             cached_prompt_tokens=final.num_cached_tokens,
             finish_reason=completion.finish_reason,
             completion_tokens=len(completion.token_ids),
+            token_ids=tuple(completion.token_ids),
         )
+
+    def _prompt(self, turns: tuple[Turn, ...]) -> dict[str, Any]:
+        """vLLM's input without the images: token ids when an assistant turn carries the ids it was generated
+        as (continuation: Query 2 shares Query 1's cached prompt and answer), else the templated text."""
+        ids = continued_prompt_ids(turns, self._render, self._encode, self._end_ids)
+        return {"prompt_token_ids": ids} if ids is not None else {"prompt": self._render(turns)}
+
+    def _render(self, turns: Sequence[Turn]) -> str:
+        rendered: str = self._template_owner.apply_chat_template(
+            _chat_messages(tuple(turns)), tokenize=False, add_generation_prompt=True
+        )
+        return rendered
+
+    def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
     def _params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         return SamplingParams(
             temperature=request.temperature,
@@ -212,6 +230,7 @@ class VllmInProcessEngine:
             logprobs=request.top_logprobs or None,
             flat_logprobs=True,  # a few flat lists instead of a dict per token: much less Python work and GC
             detokenize=False,  # decoded once at the end (token_texts): vLLM would decode every alternative too
+            output_kind=RequestOutputKind.FINAL_ONLY,  # no output object per step: only the answer is read
             structured_outputs=StructuredOutputsParams(json=request.json_schema),
         )
 
@@ -223,11 +242,13 @@ class VllmInProcessEngine:
             raise RuntimeError(f"adapter {adapter!r} was never loaded into this engine")
         return request
 
-    async def _run(self, request_id: str, prompt: str, images: list[Any], params: Any, lora: Any = None) -> Any:
+    async def _run(
+        self, request_id: str, prompt: dict[str, Any], images: list[Any], params: Any, lora: Any = None
+    ) -> Any:
         from vllm.v1.engine.exceptions import EngineDeadError
 
         assert self._llm is not None
-        inputs: dict[str, Any] = {"prompt": prompt}
+        inputs: dict[str, Any] = dict(prompt)
         if images:
             inputs["multi_modal_data"] = {"image": images}
         final = None
@@ -270,6 +291,20 @@ def _template_owner(tokenizer: Any, model: str) -> Any:
     from transformers import AutoProcessor
 
     return AutoProcessor.from_pretrained(model)
+
+
+def _end_of_turn_ids(tokenizer: Any, model: str) -> frozenset[int]:
+    """The ids that end a generated answer: the tokenizer's EOS and the generation config's (for chat models
+    the end-of-turn token, which the template writes itself after an assistant turn)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    try:
+        from transformers import GenerationConfig
+
+        configured = GenerationConfig.from_pretrained(model).eos_token_id
+    except (OSError, ValueError):  # no generation_config.json: the tokenizer's EOS is all there is
+        configured = None
+    ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    return frozenset(ids)
 
 
 def _chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
