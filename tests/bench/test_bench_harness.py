@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from zoomguard.bench.naive import Replay
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.report import TARGETS, markdown
 from zoomguard.bench.runs import percentiles, throughput
 from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE, run_bench
+from zoomguard.detector.geometry import Box
+from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 
 REPORT_KEYS = {
     "engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "pipeline_over_ceiling",
@@ -26,6 +29,30 @@ def test_throughput_and_percentiles_are_computed_as_documented() -> None:
     assert throughput(5.0, []) == (0.0, 0.0)
     cuts = percentiles([float(v) for v in range(1, 101)])
     assert cuts["p50"] == 50.5 and cuts["p99"] == 99.0  # inclusive method: 1 + 0.99 * 99 = 99.01, one decimal
+
+
+def _detection(examined: bool) -> Detection:
+    return Detection(
+        decision="uncertain",
+        p_ai=0.5,
+        reason="low_confidence",
+        regions=[Region(box=(10, 20, 110, 120), box_norm=(0.1, 0.2, 0.9, 0.8), finding="odd hand")],
+        explanation="",
+        first_pass=FirstPass(verdict="real", explanation="", p_ai=0.4),
+        examined=examined,
+        crops=1 if examined else 0,
+        model=ModelInfo(name="m", version="v1", family="qwen2_5_vl"),
+        image=ImageInfo(sha256="ab" * 32, width=400, height=500, format="PNG"),
+        timings_ms=Timings(),
+        usage=Usage(locate_completion_tokens=120, examine_completion_tokens=40 if examined else 0),
+    )
+
+
+def test_the_naive_baseline_replays_the_engines_work_per_image() -> None:
+    replay = Replay.of(_detection(examined=True))
+    assert (replay.locate_tokens, replay.examine_tokens) == (120, 40)
+    assert replay.regions == ((Box(10, 20, 110, 120), "odd hand"),)  # the same boxes: the same crops
+    assert Replay.of(_detection(examined=False)).examine_tokens == 0  # no Query 2 where the engine ran none
 
 
 @pytest.mark.engine
@@ -48,6 +75,10 @@ def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: P
     )
     assert report["prefix_reuse"] > 0.5  # Query 2 is served from the cache (it can exceed 1: answers are cached too)
     assert report["memory_growth"] > 0
+    # the naive baseline replays the engine's work per image: these say what that work was
+    assert 0.0 <= report["crops_per_image"] <= _TINY_DETECTOR["crops"]["max_crops"]  # type: ignore[index]
+    assert 0.0 < report["examined_share"] <= 1.0
+    assert report["tokens_per_image"]["locate"] > 0
     assert [row["format"] for row in report["prepost"]] == ["JPEG", "PNG"]
     table = out.with_suffix(".md").read_text()
     assert table.count("met (") + table.count("MISSED (") == len(TARGETS)  # each target judged

@@ -1,10 +1,16 @@
 """The way published detectors run (FakeVLM, LEGION, SIDA): one image at a time through transformers'
-`generate`, both queries, on the same model and images, generating as many tokens as vLLM did."""
+`generate`, both queries, on the same model and images.
+
+The baseline replays what the engine did for each image: the same regions and therefore the same crops in
+Query 2, Query 2 only where it ran, and as many generated tokens per query, so the two sides do the same
+work and differ only in how it is run.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -15,14 +21,36 @@ from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
 from zoomguard.detector.images import decode_image
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
+from zoomguard.schemas.detection import Detection
+
+_IMAGE = {"type": "image"}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What the engine did for one image."""
+
+    locate_tokens: int
+    examine_tokens: int  # 0 when Query 2 did not run
+    regions: tuple[tuple[Box, str], ...]
+
+    @classmethod
+    def of(cls, detection: Detection) -> Replay:
+        usage = detection.usage
+        return cls(
+            locate_tokens=usage.locate_completion_tokens,
+            examine_tokens=usage.examine_completion_tokens if detection.examined else 0,
+            regions=tuple((Box(*region.box), region.finding) for region in detection.regions),
+        )
 
 
 def naive_transformers(
     model_dir: str,
     images: Sequence[bytes],
+    replays: Sequence[Replay],
     *,
-    locate_tokens: int,
-    examine_tokens: int,
+    crops: CropSettings,
+    max_regions: int,
     max_pixels: int,
     min_pixels: int = 56 * 56,
 ) -> RunResult:
@@ -34,37 +62,33 @@ def naive_transformers(
     family = FAMILIES["qwen2_5_vl"]
     completions: list[float] = []
     started = time.perf_counter()
-    for data in images:
+    for data, replay in zip(images, replays, strict=True):
         decoded = decode_image(data)
         size = family.model_size(decoded.width, decoded.height, min_pixels, max_pixels)
         model_image = decoded.image.resize(size, Image.Resampling.BICUBIC)
-        first: list[dict[str, Any]] = [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": _locate(family, size)}]}
-        ]
-        answer = _generate(processor, model, first, [model_image], locate_tokens)
-        # the same crops the pipeline would cut for a typical answer: two regions
-        w, h = decoded.width, decoded.height
-        boxes = [Box(w * 0.1, h * 0.1, w * 0.4, h * 0.4), Box(w * 0.5, h * 0.5, w * 0.8, h * 0.9)]
-        crops = [
-            crop.resize(family.model_size(*crop.size, min_pixels, max_pixels))
-            for crop in cut_crops(decoded.image, plan_crops(boxes, w, h, CropSettings(max_crops=2)))
-        ]
-        second: list[dict[str, Any]] = [
-            *first,
-            {"role": "assistant", "content": answer},
-            {
-                "role": "user",
-                "content": [*({"type": "image"} for _ in crops), {"type": "text", "text": examine_prompt(["a", "b"])}],
-            },
-        ]
-        _generate(processor, model, second, [model_image, *crops], examine_tokens)
+        prompt = locate_prompt(family.coordinate_instruction(size), max_regions)
+        first: list[dict[str, Any]] = [{"role": "user", "content": [_IMAGE, {"type": "text", "text": prompt}]}]
+        answer = _generate(processor, model, first, [model_image], replay.locate_tokens)
+        if replay.examine_tokens:
+            boxes = [box for box, _ in replay.regions]
+            plans = plan_crops(boxes, decoded.width, decoded.height, crops)
+            zoomed = [
+                crop.resize(family.model_size(*crop.size, min_pixels, max_pixels))
+                for crop in cut_crops(decoded.image, plans)
+            ]
+            findings = [replay.regions[plan.region_index][1] for plan in plans]
+            second: list[dict[str, Any]] = [
+                *first,
+                {"role": "assistant", "content": answer},
+                {
+                    "role": "user",
+                    "content": [*(_IMAGE for _ in zoomed), {"type": "text", "text": examine_prompt(findings)}],
+                },
+            ]
+            _generate(processor, model, second, [model_image, *zoomed], replay.examine_tokens)
         completions.append(time.perf_counter())
     ips, span = throughput(started, completions)
     return RunResult(len(images), span, ips)
-
-
-def _locate(family: object, size: tuple[int, int]) -> str:
-    return locate_prompt(FAMILIES["qwen2_5_vl"].coordinate_instruction(size), 4)
 
 
 def _generate(

@@ -56,6 +56,12 @@ def markdown(report: dict[str, Any]) -> str:
         ("memory growth (10x backlog RSS / 1x)", f"{r['memory_growth']:.3f}", _target(r, "memory_growth")),
         ("latency p50 / p95 / p99 (ms, paced)", "{p50} / {p95} / {p99}".format(**r["latency_ms"]), ""),
         (f"with {reposts}% reposts (images/s)", f"{r['cache_ips']:.2f}", f"{r['cache_speedup']:.2f}x the pipeline"),
+        (
+            "work per image: generated tokens (Query 1 / 2), crops, share examined",
+            f"{r['tokens_per_image']['locate']} / {r['tokens_per_image']['examine']}, {r['crops_per_image']:g}, "
+            f"{r['examined_share']:g}",
+            "",
+        ),
     ]
     lines = ["| measure | value | target |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
     lines += [
