@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--server", action="append", metavar="URL", help="measure vLLM servers instead (repeatable)")
     bench.add_argument("--images", type=int, help="images for the ceiling, pipeline and latency runs")
     bench.add_argument("--image-size", default="320x240", help="generated image size WxH (default 320x240)")
-    bench.add_argument("--max-in-flight", type=int, default=64, help="worker window (default 64)")
+    bench.add_argument("--max-in-flight", type=int, default=128, help="worker window (default 128, the worker's)")
     bench.add_argument("--load-format", help="vLLM load format; 'dummy' = random weights from a real config")
     bench.add_argument("--dtype", help="vLLM dtype (default: float32 for the tiny model, auto otherwise)")
     bench.add_argument("--max-pixels", type=int, help="detector.max_pixels (default: 224*224 for the tiny model)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class BenchOptions:
     model: str
-    images: int = 64  # engine ceiling and pipeline
+    images: int = 128  # engine ceiling and pipeline
     sequential_images: int = 16
     naive_images: int = 8
     image_size: tuple[int, int] = (320, 240)
@@ -16,7 +16,7 @@ class BenchOptions:
     prepost_repeats: int = 3
     memory_backlog: int = 32  # the large run uses 10x this
     repost_share: float = 0.3
-    max_in_flight: int = 64
+    max_in_flight: int = 128  # the worker's default window
     engine_overrides: dict[str, object] = field(default_factory=dict)
     detector_overrides: dict[str, object] = field(default_factory=dict)
     server_urls: tuple[str, ...] = ()
