@@ -91,7 +91,10 @@ def _settings(tiny_model: Path, **sections: Any) -> Settings:
         "calibration_folds": 3,
         **sections.pop("evaluation", {}),
     }
-    return tiny_settings(str(tiny_model), evaluation=evaluation, **sections)
+    # Room for the random adapter's longest answers: an answer cut before its verdict has no P(ai), and the
+    # gate test below needs one for every image.
+    detector = {"locate_max_tokens": 512, "examine_max_tokens": 384, **sections.pop("detector", {})}
+    return tiny_settings(str(tiny_model), evaluation=evaluation, detector=detector, **sections)
 
 
 def test_eval_command_writes_the_report_predictions_and_charts(tmp_path: Path, tiny_model: Path) -> None:
