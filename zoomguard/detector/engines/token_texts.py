@@ -47,10 +47,8 @@ def scored_tokens(
     token with its alternatives. Without a marker (or when `text` lacks it) every token is scored."""
     ids = list(token_ids)
     positions = min(len(ids), len(alternatives.start_indices))
-    start = _window_start(tokenizer, ids[:positions], text, marker)
-    tokens: list[TokenLogprob] = []
-    if start > 0:
-        tokens.append(TokenLogprob(tokenizer.decode(ids[:start], skip_special_tokens=True), 0.0))
+    start, head = _window(tokenizer, ids[:positions], text, marker)
+    tokens: list[TokenLogprob] = [TokenLogprob(head, 0.0)] if start > 0 else []
     for position in range(start, positions):
         first, end = alternatives.start_indices[position], alternatives.end_indices[position]
         chosen = ids[position]
@@ -64,15 +62,17 @@ def scored_tokens(
     return tuple(tokens)
 
 
-def _window_start(tokenizer: Decoder, ids: list[int], text: str, marker: str | None) -> int:
-    """The first token to score: early enough that the tokens from it on hold the whole last `marker`."""
+def _window(tokenizer: Decoder, ids: list[int], text: str, marker: str | None) -> tuple[int, str]:
+    """The first token to score, early enough that the tokens from it on hold the whole last `marker`, and
+    the text of the tokens before it (decoded once, to find the start)."""
     cut = text.rfind(marker) if marker else -1
     if cut < 0:
-        return 0
+        return 0, ""
     width = FIRST_WINDOW
     while width < len(ids):
         start = len(ids) - width
-        if len(tokenizer.decode(ids[:start], skip_special_tokens=True)) < cut:
-            return start
+        head = tokenizer.decode(ids[:start], skip_special_tokens=True)
+        if len(head) < cut:
+            return start, head
         width *= 2
-    return 0
+    return 0, ""
