@@ -9,7 +9,7 @@ import pytest
 
 from zoomguard.detector.confidence import p_ai_from_logprobs
 from zoomguard.detector.engines import token_texts
-from zoomguard.detector.engines.token_texts import answer_text, scored_tokens
+from zoomguard.detector.engines.token_texts import TokenPieces, answer_text, scored_tokens
 
 EOS = "<eos>"
 
@@ -65,7 +65,7 @@ def test_the_answer_text_skips_special_tokens() -> None:
 def test_only_the_tail_from_the_marker_is_scored(filler: int) -> None:
     tokenizer, ids, flat = _answer(filler)
     text = answer_text(tokenizer, ids)
-    tokens = scored_tokens(tokenizer, ids, flat, text, '"verdict":"')
+    tokens = scored_tokens(TokenPieces(tokenizer), ids, flat, text, '"verdict":"')
     assert "".join(t.token for t in tokens) == text
     assert p_ai_from_logprobs(tokens) == pytest.approx(0.7)
     assert len(tokens) <= token_texts.FIRST_WINDOW + 1  # one text token for the head, then the tail
@@ -78,7 +78,7 @@ def test_only_the_tail_from_the_marker_is_scored(filler: int) -> None:
 def test_every_token_is_scored_without_a_marker() -> None:
     tokenizer, ids, flat = _answer(30)
     text = answer_text(tokenizer, ids)
-    tokens = scored_tokens(tokenizer, ids, flat, text, None)
+    tokens = scored_tokens(TokenPieces(tokenizer), ids, flat, text, None)
     assert len(tokens) == len(ids)
     assert [t.logprob for t in tokens[:2]] == [-0.01, -0.01]
     assert tokens[1].top == (("x ", -0.01), ("x ", -5.0))
@@ -87,7 +87,7 @@ def test_every_token_is_scored_without_a_marker() -> None:
 def test_an_answer_cut_before_the_verdict_has_no_probability() -> None:
     tokenizer, ids, flat = _answer(30)
     cut = ids[:20]
-    tokens = scored_tokens(tokenizer, cut, flat, answer_text(tokenizer, cut), '"verdict":"')
+    tokens = scored_tokens(TokenPieces(tokenizer), cut, flat, answer_text(tokenizer, cut), '"verdict":"')
     assert len(tokens) == 20
     assert p_ai_from_logprobs(tokens) is None
 
@@ -97,5 +97,33 @@ def test_a_chosen_token_missing_from_its_alternatives_scores_minus_infinity() ->
     flat = Flat()
     for _ in ids:
         flat.add([(1, -0.5)])  # only "x " reported
-    tokens = scored_tokens(tokenizer, ids, flat, answer_text(tokenizer, ids), None)
+    tokens = scored_tokens(TokenPieces(tokenizer), ids, flat, answer_text(tokenizer, ids), None)
     assert tokens[0].logprob == float("-inf")
+
+
+def test_single_token_texts_are_decoded_once_for_all_answers() -> None:
+    tokenizer, ids, flat = _answer(40)
+    pieces = TokenPieces(tokenizer)
+    text = answer_text(tokenizer, ids)
+    first = scored_tokens(pieces, ids, flat, text, '"verdict":"')
+    calls = tokenizer.calls
+    again = scored_tokens(pieces, ids, flat, text, '"verdict":"')
+    assert again == first
+    assert tokenizer.calls - calls <= 2  # only the head, found by the window; every piece came from memory
+
+
+def test_a_special_token_keeps_both_of_its_texts() -> None:
+    tokenizer, ids, flat = _answer(0)
+    tokens = scored_tokens(TokenPieces(tokenizer), ids, flat, answer_text(tokenizer, ids), None)
+    assert tokens[-1].token == ""  # the chosen end-of-answer token is not part of the text
+    assert tokens[-1].top[0][0] == EOS  # but it is named among the alternatives
+
+
+def test_the_memory_of_pieces_is_bounded() -> None:
+    tokenizer = PieceTokenizer(["a", "b", "c"])
+    pieces = TokenPieces(tokenizer, kept=2)
+    assert [pieces(0), pieces(1), pieces(0)] == ["a", "b", "a"]
+    assert tokenizer.calls == 2
+    pieces(2)  # evicts the least recently used piece (1)
+    pieces(1)
+    assert tokenizer.calls == 4

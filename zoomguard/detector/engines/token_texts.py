@@ -9,12 +9,16 @@ tokens from the last `marker` on, where the verdict's probability is read.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Protocol
 
 from zoomguard.detector.engines.base import TokenLogprob
 
 # Tokens decoded one by one at the end of an answer, doubled until the marker is inside.
 FIRST_WINDOW = 16
+# Single-token texts kept per tokenizer: the tails of answers keep meeting the same ids (JSON punctuation, the
+# verdict words and their alternatives), and the memory stays bounded whatever the vocabulary.
+PIECES_KEPT = 32768
 
 
 class Decoder(Protocol):
@@ -32,12 +36,28 @@ class FlatAlternatives(Protocol):
     logprobs: list[float]
 
 
+class TokenPieces:
+    """The text of one token, memoised. Why: every answer's tail decodes its tokens and their alternatives
+    one by one, and a call into the Hugging Face tokenizer costs more than a dictionary lookup by far; it
+    was a tenth of the front end's CPU in the engine ceiling (benchmarks/RESULTS.md)."""
+
+    def __init__(self, tokenizer: Decoder, kept: int = PIECES_KEPT):
+        self.tokenizer = tokenizer
+        self._piece = lru_cache(maxsize=kept)(self._decode)
+
+    def __call__(self, token_id: int, skip_special_tokens: bool = False) -> str:
+        return self._piece(token_id, skip_special_tokens)
+
+    def _decode(self, token_id: int, skip_special_tokens: bool) -> str:
+        return self.tokenizer.decode([token_id], skip_special_tokens=skip_special_tokens)
+
+
 def answer_text(tokenizer: Decoder, token_ids: Sequence[int]) -> str:
     return tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
 
 def scored_tokens(
-    tokenizer: Decoder,
+    pieces: TokenPieces,
     token_ids: Sequence[int],
     alternatives: FlatAlternatives,
     text: str,
@@ -47,18 +67,16 @@ def scored_tokens(
     token with its alternatives. Without a marker (or when `text` lacks it) every token is scored."""
     ids = list(token_ids)
     positions = min(len(ids), len(alternatives.start_indices))
-    start, head = _window(tokenizer, ids[:positions], text, marker)
+    start, head = _window(pieces.tokenizer, ids[:positions], text, marker)
     tokens: list[TokenLogprob] = [TokenLogprob(head, 0.0)] if start > 0 else []
     for position in range(start, positions):
         first, end = alternatives.start_indices[position], alternatives.end_indices[position]
         chosen = ids[position]
-        top = tuple(
-            (tokenizer.decode([alternatives.token_ids[i]]), alternatives.logprobs[i]) for i in range(first, end)
-        )
+        top = tuple((pieces(alternatives.token_ids[i]), alternatives.logprobs[i]) for i in range(first, end))
         chosen_logprob = next(
             (alternatives.logprobs[i] for i in range(first, end) if alternatives.token_ids[i] == chosen), float("-inf")
         )
-        tokens.append(TokenLogprob(tokenizer.decode([chosen], skip_special_tokens=True), chosen_logprob, top))
+        tokens.append(TokenLogprob(pieces(chosen, skip_special_tokens=True), chosen_logprob, top))
     return tuple(tokens)
 
 

@@ -26,7 +26,7 @@ from zoomguard.detector.engines.base import (
 )
 from zoomguard.detector.engines.continuation import continued_prompt_ids
 from zoomguard.detector.engines.settings import EngineSettings
-from zoomguard.detector.engines.token_texts import answer_text, scored_tokens
+from zoomguard.detector.engines.token_texts import TokenPieces, answer_text, scored_tokens
 from zoomguard.errors import BadInputError, EngineUnavailableError
 
 log = structlog.get_logger("zoomguard.engine")
@@ -47,6 +47,7 @@ class VllmInProcessEngine:
         self._llm: Any = None
         self._template_owner: Any = None
         self._tokenizer: Any = None
+        self._pieces: TokenPieces | None = None
         self._end_ids: frozenset[int] = frozenset()
         self._startup_adapter = adapter
         self._lora_enabled = settings.enable_lora or adapter is not None
@@ -116,6 +117,7 @@ class VllmInProcessEngine:
         except Exception as exc:  # a failed load is an availability problem, reported with its cause
             raise EngineUnavailableError(f"vLLM engine failed to start: {exc}") from exc
         self._tokenizer = self._llm.get_tokenizer()
+        self._pieces = TokenPieces(self._tokenizer)
         self._end_ids = _end_of_turn_ids(self._tokenizer, self._settings.model)
         self._template_owner = _template_owner(self._tokenizer, self._settings.model)
 
@@ -191,8 +193,8 @@ class VllmInProcessEngine:
         completion = final.outputs[0]
         text = answer_text(self._tokenizer, completion.token_ids)
         tokens = (
-            scored_tokens(self._tokenizer, completion.token_ids, completion.logprobs, text, request.score_marker)
-            if completion.logprobs
+            scored_tokens(self._pieces, completion.token_ids, completion.logprobs, text, request.score_marker)
+            if completion.logprobs and self._pieces is not None
             else ()
         )
         return Generation(
