@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 from zoomguard.bench.naive import Replay
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.report import TARGETS, markdown
-from zoomguard.bench.runs import percentiles, throughput
+from zoomguard.bench.runs import cores_busy, percentiles, throughput
 from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE, run_bench
 from zoomguard.detector.geometry import Box
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
@@ -22,6 +23,13 @@ REPORT_KEYS = {
     "engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "pipeline_over_ceiling",
     "pipeline_over_naive", "prefix_reuse", "memory_growth", "latency_ms", "machine", "model", "settings",
 }  # fmt: skip
+
+
+def test_cores_busy_counts_processes_that_started_in_between() -> None:
+    before = {1: 10.0, 2: 5.0}
+    after = {1: 12.0, 2: 6.0, 3: 1.0}  # 3 started during the run
+    assert cores_busy(before, after, wall_s=2.0) == pytest.approx(2.0)
+    assert cores_busy(before, after, wall_s=0.0) == 0.0
 
 
 def test_throughput_and_percentiles_are_computed_as_documented() -> None:
@@ -75,6 +83,8 @@ def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: P
     )
     assert report["prefix_reuse"] > 0.5  # Query 2 is served from the cache (it can exceed 1: answers are cached too)
     assert report["memory_growth"] > 0
+    # vLLM's engine core and model worker are child processes: counting only this one would give ~0.3
+    assert 0.8 < report["ceiling_cores_busy"] <= (os.cpu_count() or 1) + 0.5
     # the naive baseline replays the engine's work per image: these say what that work was
     assert 0.0 <= report["crops_per_image"] <= _TINY_DETECTOR["crops"]["max_crops"]  # type: ignore[index]
     assert 0.0 < report["examined_share"] <= 1.0

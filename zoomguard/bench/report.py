@@ -46,6 +46,11 @@ def markdown(report: dict[str, Any]) -> str:
     reposts = int(r["settings"]["repost_share"] * 100)
     rows = [
         ("engine ceiling (images/s)", f"{r['engine_ceiling_ips']:.2f}", ""),
+        (
+            "CPU cores busy during the ceiling (this machine, all processes of the run)",
+            f"{r['ceiling_cores_busy']:.2f} of {r['machine']['cpus']}",
+            "",
+        ),
         ("pipeline (images/s)", f"{r['pipeline_ips']:.2f}", ""),
         ("sequential, 1 in flight (images/s)", f"{r['sequential_ips']:.2f}", ""),
         ("naive transformers generate (images/s)", f"{r['naive_ips']:.2f}", ""),

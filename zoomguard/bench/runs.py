@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import statistics
 import threading
 import time
@@ -34,6 +35,7 @@ class RunResult:
     latencies_ms: tuple[float, ...] = ()
     peak_rss_mb: float = 0.0
     detections: tuple[Detection, ...] = ()
+    cores_busy: float = 0.0  # CPU time of this process and its children over the run's wall time
 
 
 def throughput(started: float, completions: Sequence[float]) -> tuple[float, float]:
@@ -55,10 +57,31 @@ async def engine_ceiling(settings: Settings, engine: Engine, images: Sequence[by
         completions.append(time.perf_counter())
         return detection
 
+    cpu_before = process_tree_cpu_seconds()
     started = time.perf_counter()
     detections = await asyncio.gather(*(one(i) for i in range(len(decoded))))
+    wall = time.perf_counter() - started
+    busy = cores_busy(cpu_before, process_tree_cpu_seconds(), wall)
     ips, span = throughput(started, completions)
-    return RunResult(len(images), span, ips, detections=tuple(detections))
+    return RunResult(len(images), span, ips, detections=tuple(detections), cores_busy=busy)
+
+
+def process_tree_cpu_seconds() -> dict[int, float]:
+    """CPU seconds by process: this one and its children (vLLM's engine core and model worker run in their own
+    processes). Why: on a machine without a GPU the engine is bound by CPU, and this says whether any is left."""
+    seconds: dict[int, float] = {}
+    for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a helper that exits meanwhile counts as idle
+            times = process.cpu_times()
+            seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def cores_busy(before: dict[int, float], after: dict[int, float], wall_s: float) -> float:
+    """Cores kept busy over `wall_s`: a process that started in between counts from zero."""
+    if wall_s <= 0:
+        return 0.0
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items()) / wall_s
 
 
 def image_event(event_id: str, data: bytes) -> bytes:

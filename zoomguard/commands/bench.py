@@ -126,6 +126,7 @@ def _report(
         "pipeline_over_ceiling": round(piped / ceiling, 3) if ceiling else 0.0,
         "pipeline_over_naive": round(piped / naive.ips, 2) if naive.ips else 0.0,
         "pipeline_over_sequential": round(piped / sequential, 2) if sequential else 0.0,
+        "ceiling_cores_busy": round(r["ceiling"].cores_busy, 2),
         "prefix_reuse": round(r["prefix_reuse"], 4),
         "memory_growth": round(r["memory_large"].peak_rss_mb / r["memory_small"].peak_rss_mb, 3),
         "memory_rss_mb": {
