@@ -38,9 +38,7 @@ async def rounds(images: int, count: int, seed: int, barrier: Path | None, engin
     """Run in a child process: print one RESULT line per round."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    import psutil
-
-    from zoomguard.bench.runs import engine_ceiling
+    from zoomguard.bench.runs import engine_ceiling, process_tree_cpu_seconds
     from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE
     from zoomguard.config import load_settings
     from zoomguard.detector.factory import build_engine
@@ -60,26 +58,27 @@ async def rounds(images: int, count: int, seed: int, barrier: Path | None, engin
                 await asyncio.sleep(0.05)
         for index in range(count):
             batch = [s.data for s in make_samples(images, seed=seed + 100 * index, size=(320, 240))]
-            processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
-            before = [_cpu_seconds(p) for p in processes]
+            before = process_tree_cpu_seconds()
             started = time.perf_counter()
             result = await engine_ceiling(settings, engine, batch)
             wall = time.perf_counter() - started
+            after = process_tree_cpu_seconds()
             seconds: dict[str, float] = {}
-            for process, used in zip(processes, before, strict=True):
-                name = "front end" if process.pid == os.getpid() else process.name().removeprefix("VLLM::")
-                seconds[name] = seconds.get(name, 0.0) + _cpu_seconds(process) - used
+            for pid, spent in after.items():
+                name = "front end" if pid == os.getpid() else _name(pid)
+                seconds[name] = seconds.get(name, 0.0) + spent - before.get(pid, 0.0)
             print(_RESULT + json.dumps({"ips": result.ips, "wall": wall, "images": images, "cpu": seconds}), flush=True)
     finally:
         await engine.close()
 
 
-def _cpu_seconds(process: Any) -> float:
+def _name(pid: int) -> str:
+    import psutil
+
     try:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-    except Exception:  # a helper process that has gone counts as idle
-        return 0.0
+        return psutil.Process(pid).name().removeprefix("VLLM::")
+    except psutil.Error:  # a helper process that has gone
+        return "other"
 
 
 def _spawn(
