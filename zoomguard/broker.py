@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import queue
 import socket
 import stat
 import subprocess
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from zoomguard.errors import ConfigError, UnavailableError
+from zoomguard.process_guard import die_with_parent_preexec
 
 
 def tansu_binary() -> Path:
@@ -32,7 +37,10 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on 127.0.0.1:port, in memory; `with EmbeddedBroker() as broker: broker.bootstrap`."""
+    """A Tansu broker on 127.0.0.1:port, in memory; `with EmbeddedBroker() as broker: broker.bootstrap`.
+
+    On Linux the broker dies with the process that started it, even when that process is SIGKILLed.
+    """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None):
         self.host = host
@@ -47,10 +55,18 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         command = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
-        sink = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
-        self._process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        sink = self._log_path.open("ab") if self._log_path else None
+        try:
+            self._process = _launch(command, sink)
+        finally:
+            if sink is not None:
+                sink.close()  # the child has its own copy
         self._wait_listening(timeout)
         return self
+
+    def poll(self) -> int | None:
+        """The broker's exit status once it has exited, None while it runs (or before start)."""
+        return self._process.poll() if self._process is not None else None
 
     def _wait_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -80,7 +96,7 @@ class EmbeddedBroker:
         self._process = None
 
     def wait(self) -> int:
-        """Block until the broker exits (foreground use: `zoomguard broker`)."""
+        """Block until the broker exits."""
         assert self._process is not None
         return self._process.wait()
 
@@ -89,6 +105,44 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.stop()
+
+
+_Launch = tuple[list[str], IO[bytes] | None, Future[subprocess.Popen[bytes]]]
+_launcher: tuple[int, queue.SimpleQueue[_Launch]] | None = None
+_launcher_lock = threading.Lock()
+
+
+def _launch(command: list[str], sink: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    """Start the broker from the launcher thread, so it dies with this process (even by SIGKILL) and only then.
+
+    The kernel sends PR_SET_PDEATHSIG when the *thread* that forked the child exits: forked from a short-lived
+    caller thread (a thread pool, asyncio.to_thread) the broker would be killed when that thread ends. The
+    launcher is one daemon thread per process that never returns, so it ends only with the process.
+    """
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or _launcher[0] != os.getpid():  # none yet, or inherited by a fork without its thread
+            requests: queue.SimpleQueue[_Launch] = queue.SimpleQueue()
+            threading.Thread(target=_serve_launches, args=(requests,), name="broker-launcher", daemon=True).start()
+            _launcher = (os.getpid(), requests)
+        requests = _launcher[1]
+    done: Future[subprocess.Popen[bytes]] = Future()
+    requests.put((command, sink, done))
+    return done.result()
+
+
+def _serve_launches(requests: queue.SimpleQueue[_Launch]) -> None:
+    while True:
+        command, sink, done = requests.get()
+        try:
+            stdout = sink if sink is not None else subprocess.DEVNULL
+            process = subprocess.Popen(
+                command, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=die_with_parent_preexec()
+            )
+        except Exception as exc:  # reported to the caller; the launcher keeps serving
+            done.set_exception(exc)
+        else:
+            done.set_result(process)
 
 
 def _free_port(host: str) -> int:

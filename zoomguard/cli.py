@@ -166,15 +166,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         configure_logging(args.log_level or settings.telemetry.log_level, args.log_json or settings.telemetry.log_json)
         return asyncio.run(run_worker(settings))
     if args.command == "broker":
-        from zoomguard.broker import EmbeddedBroker
+        from zoomguard.commands.broker import run_broker
 
-        server = EmbeddedBroker(port=args.port, host=args.host).start()
-        print(f"embedded broker listening on {server.bootstrap} (in memory; Ctrl-C to stop)", file=sys.stderr)
-        try:
-            return server.wait()
-        except KeyboardInterrupt:
-            server.stop()
-            return 0
+        return run_broker(args.host, args.port)
     if args.command == "demo":
         from zoomguard.commands.demo import run_demo
         from zoomguard.telemetry.logs import configure_logging

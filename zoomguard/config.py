@@ -2,19 +2,22 @@
 
 Environment names are the field path in upper case joined by double underscores:
 `ZOOMGUARD_ENGINE__MODEL`, `ZOOMGUARD_DETECTOR__AI_THRESHOLD`, `ZOOMGUARD_DETECTOR__CROPS__MAX_CROPS`.
-Values are read as JSON when they parse (numbers, booleans, lists), else as plain strings.
+Values are parsed against the setting's type: text settings verbatim, the others as JSON when they parse
+(numbers, booleans, lists, tables), else as written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from zoomguard.consumer.fetch import FetchSettings
 from zoomguard.consumer.settings import KafkaSettings, TopicSettings, WorkerSettings
@@ -94,15 +97,51 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = _parse_value(raw)
+        node[path[-1]] = _parse_value(raw, _is_text_field(path))
     return data
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, text: bool) -> Any:
+    """Text settings take the value verbatim (a password or version may look like a number); the others are
+    read as JSON when they parse (numbers, booleans, lists, tables), else passed on for pydantic to judge."""
+    if text:
+        return raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+_TEXT_TYPES: tuple[type, ...] = (str, SecretStr, Path)
+
+
+def _is_text_field(path: list[str]) -> bool:
+    """Follow the settings models (pydantic models and dataclasses) down `path`; True when it ends on a field
+    whose type is text (str, SecretStr, a path, a Literal of strings), optional or not."""
+    current: Any = Settings
+    for part in path:
+        hints = _field_types(current)
+        if part not in hints:
+            return False
+        current = _without_none(hints[part])
+    if get_origin(current) is Literal:
+        return all(isinstance(choice, str) for choice in get_args(current))
+    return isinstance(current, type) and issubclass(current, _TEXT_TYPES)
+
+
+def _field_types(model: Any) -> dict[str, Any]:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return {name: info.annotation for name, info in model.model_fields.items()}
+    if dataclasses.is_dataclass(model) and isinstance(model, type):
+        return get_type_hints(model)
+    return {}
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
 
 
 def _deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:

@@ -104,7 +104,7 @@ def test_eval_command_writes_the_report_predictions_and_charts(tmp_path: Path, t
         json.dumps(
             {
                 "engine": {"dtype": "float32", "enforce_eager": True, "max_model_len": 4096},
-                "detector": {"max_pixels": 224 * 224, "locate_max_tokens": 384, "examine_max_tokens": 256},
+                "detector": {"max_pixels": 224 * 224},
                 "evaluation": {"ece_bins": 5},
             }
         )

@@ -26,8 +26,8 @@ from zoomguard.consumer.routing import route
 from zoomguard.consumer.settings import KafkaSettings
 from zoomguard.errors import UnavailableError
 from zoomguard.review.settings import ReviewSettings
-from zoomguard.review.topic_io import DecisionPublisher, read_to_end
-from zoomguard.review.webhook import WebhookApp, WebhookServer
+from zoomguard.review.topic_io import DecisionPublisher, read_to_end, spool_publisher
+from zoomguard.review.webhook import WebhookService
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
@@ -231,17 +231,30 @@ def test_round_trip_keeps_event_label_and_boxes(broker: EmbeddedBroker, tmp_path
 # ---------------------------------------------------------------- webhook
 
 
-def test_webhook_publishes_after_the_broker_acked(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def webhook_service(
+    bootstrap: str, topic: str, tmp_path: Path, ack_timeout_s: float = 30, **review: Any
+) -> tuple[WebhookService, ReviewSettings]:
+    """The webhook as the command runs it (spool in tmp_path, flusher publishing to `topic`), on a free port."""
+    settings = ReviewSettings(webhook_spool_dir=str(tmp_path / "spool"), ack_timeout_s=ack_timeout_s, **review)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    service = WebhookService(settings, lambda: spool_publisher(kafka, topic, ack_timeout_s), port=0)
+    return service.start(), settings
+
+
+def spooled(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "spool").glob("*.json"))
+
+
+def test_webhook_spools_then_publishes(broker: EmbeddedBroker, tmp_path: Path) -> None:
     _, topics = topics_config(broker, tmp_path)
-    settings = ReviewSettings(webhook_max_body_bytes=64 * 1024)
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap)
-    publisher = DecisionPublisher(kafka, topics["review_decisions"], ack_timeout_s=30)
-    server = WebhookServer(WebhookApp(settings, publisher.publish), settings, port=0).start()  # a free port
-    url = f"http://127.0.0.1:{server.port}{settings.webhook_path}"
+    service, settings = webhook_service(
+        broker.bootstrap, topics["review_decisions"], tmp_path, webhook_max_body_bytes=64 * 1024
+    )
+    url = f"http://127.0.0.1:{service.port}{settings.webhook_path}"
     try:
         created = httpx.post(url, content=(FIXTURES / "webhook_annotation_created.json").read_bytes(), timeout=30)
         assert created.status_code == 200 and created.json()["event_ids"] == ["evt-hook-1"]
-        # acked before the answer: the decision is already on the topic
+        wait_for(lambda: not spooled(tmp_path), timeout=60, what="the spool to be flushed", interval=0.1)
         assert [(d.event_id, d.label) for d in decisions_on(broker, topics["review_decisions"])] == [
             ("evt-hook-1", "ai_generated")
         ]
@@ -252,17 +265,76 @@ def test_webhook_publishes_after_the_broker_acked(broker: EmbeddedBroker, tmp_pa
         assert too_big.status_code == 413 and too_big.json()["error"] == "too_large"
         bad = httpx.post(url, content=b'{"action": "ANNOTATION_CREATED"}', timeout=30)
         assert bad.status_code == 422 and "annotation" in bad.json()["message"]
-        assert httpx.get(f"http://127.0.0.1:{server.port}/health", timeout=10).status_code == 200
+        health = httpx.get(f"http://127.0.0.1:{service.port}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["spool"]["files"] == 0
+        assert health.json()["flusher"]["published"] == 1
     finally:
-        server.stop()
-        publisher.close()
+        service.stop()
     assert len(decisions_on(broker, topics["review_decisions"])) == 1
+
+
+def test_webhook_answers_at_once_while_the_broker_is_down_and_publishes_once_it_is_back(tmp_path: Path) -> None:
+    """Label Studio posts once and waits 1 s: the decision must be kept across a broker outage, and sent once."""
+    port = free_port()
+    topic = f"review.{uuid.uuid4().hex[:8]}.decisions"
+    first = EmbeddedBroker(port=port, log_path=tmp_path / "broker-1.log").start()
+    try:
+        ensure_topics(KafkaSettings(bootstrap_servers=first.bootstrap), [topic], partitions=3)
+        service, settings = webhook_service(
+            first.bootstrap,
+            topic,
+            tmp_path,
+            ack_timeout_s=5,  # how long a send to the stopped broker takes to fail
+            webhook_flush_backoff_s=0.2,
+            webhook_flush_backoff_max_s=1.0,
+        )
+        url = f"http://127.0.0.1:{service.port}{settings.webhook_path}"
+        # the flusher's producer is connected and has published once before the outage
+        created = httpx.post(url, content=(FIXTURES / "webhook_annotation_created.json").read_bytes(), timeout=30)
+        assert created.status_code == 200
+        wait_for(lambda: not spooled(tmp_path), timeout=60, what="the first decision to be published", interval=0.1)
+    finally:
+        first.stop()  # the outage: an in-memory broker, so it comes back empty
+    second: EmbeddedBroker | None = None
+    try:
+        started = time.monotonic()
+        updated = httpx.post(url, content=(FIXTURES / "webhook_annotation_updated.json").read_bytes(), timeout=30)
+        elapsed = time.monotonic() - started
+
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["status"] == "accepted" and updated.json()["event_ids"] == ["evt-hook-1"]
+        assert elapsed < 0.5, f"answered after {elapsed:.3f} s; Label Studio gives up after 1 s"
+        assert len(spooled(tmp_path)) == 1
+        health = f"http://127.0.0.1:{service.port}/health"
+        wait_for(lambda: httpx.get(health, timeout=5).json()["flusher"]["failures"] >= 1, 60, "a failed flush")
+        assert spooled(tmp_path) and httpx.get(health, timeout=5).json()["spool"]["files"] == 1
+
+        second = EmbeddedBroker(port=port, log_path=tmp_path / "broker-2.log").start()
+        ensure_topics(KafkaSettings(bootstrap_servers=second.bootstrap), [topic], partitions=3)
+        wait_for(lambda: not spooled(tmp_path), timeout=90, what="the spool to be flushed after the outage")
+
+        records = read_all(second.bootstrap, topic)
+        assert len(records) == 1, [r.value for r in records]  # exactly once
+        (record,) = records
+        published = ReviewDecision.model_validate_json(record.value)
+        assert record.key == b"evt-hook-1" and (published.event_id, published.label) == ("evt-hook-1", "real")
+        assert published.origin == "label_studio_webhook"
+        assert httpx.get(health, timeout=5).json()["flusher"]["failures"] == 0
+    finally:
+        service.stop()
+        if second is not None:
+            second.stop()
 
 
 def test_webhook_command_runs_until_sigterm(broker: EmbeddedBroker, tmp_path: Path) -> None:
     config, topics = topics_config(broker, tmp_path)
     port = free_port()
-    env = {**os.environ, "ZOOMGUARD_REVIEW__WEBHOOK_TOKEN": "s3cret", "ZOOMGUARD_TELEMETRY__LOG_JSON": "true"}
+    env = {
+        **os.environ,
+        "ZOOMGUARD_REVIEW__WEBHOOK_TOKEN": "s3cret",
+        "ZOOMGUARD_TELEMETRY__LOG_JSON": "true",
+        "ZOOMGUARD_REVIEW__WEBHOOK_SPOOL_DIR": str(tmp_path / "spool"),
+    }
     command = [sys.executable, "-m", "zoomguard.cli", "review", "webhook", "--port", str(port), "--config", str(config)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -281,7 +353,9 @@ def test_webhook_command_runs_until_sigterm(broker: EmbeddedBroker, tmp_path: Pa
             process.wait()
     assert process.returncode == 0, stderr.decode()[-3000:]
     assert "s3cret" not in stderr.decode()
+    # SIGTERM right after the answer: what was spooled is published before the exit
     assert [(d.event_id, d.label) for d in decisions_on(broker, topics["review_decisions"])] == [("evt-hook-1", "real")]
+    assert spooled(tmp_path) == []
 
 
 def _healthy(base: str) -> bool:
@@ -316,18 +390,18 @@ def test_export_gives_up_at_its_deadline(broker: EmbeddedBroker, tmp_path: Path)
 
 def test_a_stalled_client_is_dropped_and_others_are_served(broker: EmbeddedBroker, tmp_path: Path) -> None:
     _, topics = topics_config(broker, tmp_path)
-    settings = ReviewSettings(webhook_read_timeout_s=1.0)
-    publisher = DecisionPublisher(KafkaSettings(bootstrap_servers=broker.bootstrap), topics["review_decisions"], 30)
-    server = WebhookServer(WebhookApp(settings, publisher.publish), settings, port=0).start()
+    service, settings = webhook_service(
+        broker.bootstrap, topics["review_decisions"], tmp_path, webhook_read_timeout_s=1.0
+    )
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as stalled:
+        with socket.create_connection(("127.0.0.1", service.port), timeout=30) as stalled:
             head = f'POST {settings.webhook_path} HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{{"action"'
             stalled.sendall(head.encode())
             body = (FIXTURES / "webhook_annotation_created.json").read_bytes()
-            reply = httpx.post(f"http://127.0.0.1:{server.port}{settings.webhook_path}", content=body, timeout=30)
+            reply = httpx.post(f"http://127.0.0.1:{service.port}{settings.webhook_path}", content=body, timeout=30)
             assert reply.status_code == 200
             assert stalled.recv(1024) == b""  # closed by the server, without an answer
+        wait_for(lambda: not spooled(tmp_path), timeout=60, what="the spool to be flushed", interval=0.1)
     finally:
-        server.stop()
-        publisher.close()
+        service.stop()
     assert [d.event_id for d in decisions_on(broker, topics["review_decisions"])] == ["evt-hook-1"]

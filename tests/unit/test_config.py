@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from zoomguard.config import load_settings
+from zoomguard.consumer import settings as kafka_settings
 from zoomguard.detector.factory import build_engine, check_context_fits
 from zoomguard.errors import ConfigError
 
@@ -70,3 +71,43 @@ def test_in_process_needs_a_model() -> None:
 def test_server_mode_needs_urls() -> None:
     with pytest.raises(ConfigError, match="server URL"):
         build_engine(load_settings(environ={}, overrides={"engine": {"mode": "server"}}))
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "read"),
+    [
+        ("ZOOMGUARD_ENGINE__MODEL_VERSION", "2026", lambda s: s.engine.model_version == "2026"),
+        ("ZOOMGUARD_ENGINE__MODEL", "true", lambda s: s.engine.model == "true"),
+        ("ZOOMGUARD_KAFKA__SASL_PASSWORD", "123456", lambda s: s.kafka.sasl_password.get_secret_value() == "123456"),
+        ("ZOOMGUARD_KAFKA__SASL_USERNAME", "0042", lambda s: s.kafka.sasl_username == "0042"),
+        ("ZOOMGUARD_KAFKA__COMPRESSION_TYPE", "lz4", lambda s: s.kafka.compression_type == "lz4"),
+        ("ZOOMGUARD_WORKER__MAX_IN_FLIGHT", "300", lambda s: s.worker.max_in_flight == 300),
+        ("ZOOMGUARD_DETECTOR__AI_THRESHOLD", "0.9", lambda s: s.detector.ai_threshold == 0.9),
+        ("ZOOMGUARD_TELEMETRY__LOG_JSON", "false", lambda s: s.telemetry.log_json is False),
+        ("ZOOMGUARD_ENGINE__SERVER_URLS", '["http://a:8000"]', lambda s: s.engine.server_urls == ["http://a:8000"]),
+        ("ZOOMGUARD_DETECTOR__LIMITS__MAX_JPEG_SCANS", "20", lambda s: s.detector.limits.max_jpeg_scans == 20),
+    ],
+)
+def test_environment_values_are_parsed_against_the_settings_type(name: str, raw: str, read: object) -> None:
+    env = {name: raw}
+    if "SASL" in name:
+        env |= {"ZOOMGUARD_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "ZOOMGUARD_KAFKA__SASL_MECHANISM": "PLAIN"}
+        env.setdefault("ZOOMGUARD_KAFKA__SASL_USERNAME", "u")
+        env.setdefault("ZOOMGUARD_KAFKA__SASL_PASSWORD", "p")
+    settings = load_settings(environ=env)
+    assert read(settings)  # type: ignore[operator]
+
+
+def test_a_codec_without_its_library_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(kafka_settings._CODEC_PRESENT, "zstd", lambda: False)
+    with pytest.raises(
+        ConfigError, match=r"compression_type zstd needs its codec library: pip install 'kafka-python\[zstd\]'"
+    ):
+        load_settings(environ={"ZOOMGUARD_KAFKA__COMPRESSION_TYPE": "zstd"})
+    assert load_settings(environ={"ZOOMGUARD_KAFKA__COMPRESSION_TYPE": "none"}).kafka.compression_type is None
+
+
+def test_every_kafka_codec_library_is_installed() -> None:
+    from kafka import codec
+
+    assert codec.has_gzip() and codec.has_snappy() and codec.has_lz4() and codec.has_zstd()

@@ -18,7 +18,8 @@ from zoomguard.review.labelstudio import Unusable, decision_from_annotation, dec
 from zoomguard.review.ls_boxes import box_to_percent, percent_to_box
 from zoomguard.review.ls_export import ReadRequest, export_task, export_tasks, latest_requests
 from zoomguard.review.settings import ReviewSettings
-from zoomguard.review.webhook import WebhookApp
+from zoomguard.review.spool import SpoolRefused
+from zoomguard.review.webhook import Reply, WebhookApp
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
@@ -173,7 +174,7 @@ def test_import_of_the_json_export() -> None:
     assert sorted(decisions) == ["evt-ls-1", "evt-ls-2", "evt-ls-7", "evt-ls-8"]
 
     first = decisions["evt-ls-1"]
-    assert first.label == "ai_generated" and first.reviewer == "7" and first.origin == "label_studio_import"
+    assert (first.label, first.reviewer, first.origin) == ("ai_generated", "label-studio-user:7", "label_studio_import")
     assert [(r.box, r.finding) for r in first.regions] == [
         ((100, 50, 300, 250), "six fingers"),  # per-region textarea
         ((42, 101, 62, 121), "melted ring"),  # region meta text
@@ -213,8 +214,83 @@ def test_import_of_the_json_min_export() -> None:
         "Six fingers on the left hand.",
     )
     assert [r.box for r in first.regions] == [(100, 50, 300, 250)]
-    assert (decisions["evt-min-2"].label, decisions["evt-min-2"].reviewer) == ("real", "7")
+    assert (decisions["evt-min-2"].label, decisions["evt-min-2"].reviewer) == ("real", "label-studio-user:7")
     assert result.reasons() == Counter(no_verdict=1) and result.superseded == 1
+    assert all(r.finding == "" for d in result.decisions for r in d.regions)  # JSON-MIN has no findings
+    assert result.formats == Counter(json_min=4) and result.summary()["reviewers_by_user_id"] == 1
+
+
+def test_both_export_formats_give_the_same_decision_except_findings() -> None:
+    """One annotation as Label Studio exports it in JSON and in JSON-MIN (numeric user ids in both)."""
+    data = {"image": "https://cdn.example.com/a.png", "event_id": "evt-both", "image_width": 400, "image_height": 500}
+    box = {"x": 25.0, "y": 10.0, "width": 50.0, "height": 40.0, "rotation": 0}
+    result = [
+        {"id": "r1", "from_name": "regions", "to_name": "image", "type": "rectanglelabels",
+         "original_width": 400, "original_height": 500, "value": {**box, "rectanglelabels": ["suspicious"]}},
+        {"id": "r1", "from_name": "finding", "to_name": "image", "type": "textarea",
+         "value": {**box, "text": ["six fingers"]}},
+        {"id": "v", "from_name": "verdict", "to_name": "image", "type": "choices", "value": {"choices": ["real"]}},
+        {"id": "e", "from_name": "review_explanation", "to_name": "image", "type": "textarea",
+         "value": {"text": ["looks fine"]}},
+    ]  # fmt: skip
+    stamps = {"created_at": "2026-11-24T12:00:00.000000Z", "updated_at": "2026-11-24T12:05:00.000000Z"}
+    as_json = [{"id": 9, "data": data, "annotations": [{"id": 90, "completed_by": 1, "result": result, **stamps}]}]
+    # JSON-MIN flattens the same annotation and writes no per-region text
+    as_min = [{**data, "id": 9, "annotation_id": 90, "annotator": 1, **stamps, "verdict": "real",
+               "regions": [{**box, "rectanglelabels": ["suspicious"], "original_width": 400, "original_height": 500}],
+               "review_explanation": "looks fine"}]  # fmt: skip
+
+    (full,) = parse_export(as_json).decisions
+    (flat,) = parse_export(as_min).decisions
+
+    assert [(r.box, r.finding) for r in full.regions] == [((100, 50, 300, 250), "six fingers")]
+    assert [(r.box, r.finding) for r in flat.regions] == [((100, 50, 300, 250), "")]  # JSON-MIN: no findings
+    assert flat == full.model_copy(update={"regions": flat.regions})  # everything else is the same
+    assert full.reviewer == "label-studio-user:1"
+
+
+@pytest.mark.parametrize(
+    ("completed_by", "reviewer"),
+    [
+        (7, "label-studio-user:7"),  # what JSON exports and webhooks carry by default
+        ({"id": 3, "email": "carol@example.com", "first_name": ""}, "carol@example.com"),  # expanded users
+        ({"id": 3, "email": " "}, "label-studio-user:3"),
+        ({"id": 3}, "label-studio-user:3"),
+        (None, "unknown"),
+        (True, "unknown"),
+    ],
+)
+def test_the_reviewer_reads_the_same_in_the_json_export_and_the_webhook(completed_by: Any, reviewer: str) -> None:
+    exported = parse_export([task([annotation([VERDICT], completed_by=completed_by)])])
+    hook = {"action": "ANNOTATION_CREATED", "annotation": annotation([VERDICT], completed_by=completed_by),
+            "task": task([])}  # fmt: skip
+    assert [d.reviewer for d in exported.decisions] == [reviewer]
+    assert [d.reviewer for d in decisions_from_webhook(hook, now=NOW).decisions] == [reviewer]
+
+
+@pytest.mark.parametrize(
+    ("annotator", "reviewer"),
+    [
+        (1, "label-studio-user:1"),  # JSON-MIN by default
+        ("1", "label-studio-user:1"),  # the same id written as text
+        ("alice@example.com", "alice@example.com"),  # a snapshot that expanded users
+        ("", "unknown"),
+    ],
+)
+def test_the_json_min_annotator_reads_like_completed_by(annotator: Any, reviewer: str) -> None:
+    record = {"event_id": "e-1", "verdict": "real", "annotator": annotator, "updated_at": "2026-11-24T12:00:00Z"}
+    assert [d.reviewer for d in parse_export([record]).decisions] == [reviewer]
+
+
+def test_import_notes_say_what_the_format_did_not_carry() -> None:
+    expanded = parse_export([task([annotation([VERDICT], completed_by={"id": 3, "email": "c@example.com"})])])
+    assert expanded.notes() == [] and expanded.summary()["formats"] == {"json": 1}
+    by_id = parse_export([task([annotation([VERDICT], completed_by=3)])])
+    (note,) = by_id.notes()
+    assert "1 decisions" in note and "annotations__completed_by: {only_id: false}" in note
+    flat = parse_export(fixture("export_json_min.json"))
+    assert any("no per-region findings" in n for n in flat.notes())
+    assert flat.summary()["formats"] == {"json_min": 4}
 
 
 @pytest.mark.parametrize("payload", [{"tasks": []}, "text", 3, None])
@@ -353,18 +429,20 @@ def test_webhook_payload_errors(payload: Any, message: str) -> None:
         decisions_from_webhook(payload, now=NOW)
 
 
-# ---------------------------------------------------------------- webhook requests (a fake publisher)
+# ---------------------------------------------------------------- webhook requests (a fake spool)
 
 
-class FakePublisher:
-    def __init__(self, fail: bool = False):
-        self.published: list[ReviewDecision] = []
-        self.fail = fail
+class FakeAccept:
+    """Stands in for the spool: keeps what it was given, or refuses it as the spool would."""
+
+    def __init__(self, refuse: Exception | None = None):
+        self.accepted: list[ReviewDecision] = []
+        self.refuse = refuse
 
     def __call__(self, decisions: list[ReviewDecision]) -> None:
-        if self.fail:
-            raise UnavailableError("broker down")
-        self.published += decisions
+        if self.refuse is not None:
+            raise self.refuse
+        self.accepted += decisions
 
 
 SETTINGS = ReviewSettings(webhook_token=SecretStr("s3cret"), webhook_max_body_bytes=4096)
@@ -392,37 +470,55 @@ CREATED = (FIXTURES / "webhook_annotation_created.json").read_bytes()
 def test_webhook_answers(
     method: str, path: str, headers: dict[str, str], body: bytes | None, status: int, error: str | None
 ) -> None:
-    publish = FakePublisher()
-    reply = WebhookApp(SETTINGS, publish, clock=lambda: NOW).handle(method, path, headers, body)
+    accept = FakeAccept()
+    reply = WebhookApp(SETTINGS, accept, clock=lambda: NOW).handle(method, path, headers, body)
     assert reply.status == status and reply.body.get("error") == error
-    published = status == 200 and path.startswith(PATH)
-    assert [d.event_id for d in publish.published] == (["evt-hook-1"] if published else [])
-    if published:
+    accepted = status == 200 and path.startswith(PATH)
+    assert [d.event_id for d in accept.accepted] == (["evt-hook-1"] if accepted else [])
+    if accepted:
         assert reply.body == {
-            "status": "published",
+            "status": "accepted",
             "action": "ANNOTATION_CREATED",
             "event_ids": ["evt-hook-1"],
             "ignored": [],
         }
 
 
-def test_webhook_answers_503_when_the_broker_does_not_ack() -> None:
-    reply = WebhookApp(SETTINGS, FakePublisher(fail=True)).handle("POST", PATH, TOKEN, CREATED)
-    assert reply.status == 503 and reply.body["error"] == "unavailable"
+@pytest.mark.parametrize(
+    ("refusal", "status", "error"),
+    [
+        (SpoolRefused(507, "spool_full", "the webhook spool is full"), 507, "spool_full"),
+        (SpoolRefused(507, "disk_full", "no space left"), 507, "disk_full"),
+        (SpoolRefused(503, "spool_unwritable", "read-only file system"), 503, "spool_unwritable"),
+        (UnavailableError("cannot take it now"), 503, "unavailable"),
+    ],
+)
+def test_webhook_answers_the_refusal_when_a_decision_cannot_be_kept(
+    refusal: Exception, status: int, error: str
+) -> None:
+    reply = WebhookApp(SETTINGS, FakeAccept(refuse=refusal)).handle("POST", PATH, TOKEN, CREATED)
+    assert (reply.status, reply.body["error"], reply.body["message"]) == (status, error, str(refusal))
+
+
+def test_webhook_health_reports_what_it_is_given() -> None:
+    app = WebhookApp(SETTINGS, FakeAccept(), health=lambda: (True, {"spool": {"files": 3}}))
+    assert app.handle("GET", "/health", {}, None) == Reply(200, {"status": "ok", "spool": {"files": 3}})
+    sick = WebhookApp(SETTINGS, FakeAccept(), health=lambda: (False, {"flusher": {"running": False}}))
+    assert sick.handle("GET", "/health", {}, None).status == 503
 
 
 def test_webhook_acknowledges_what_it_ignores() -> None:
-    publish = FakePublisher()
+    accept = FakeAccept()
     body = (FIXTURES / "webhook_annotation_skipped.json").read_bytes()
-    reply = WebhookApp(SETTINGS, publish).handle("POST", PATH, TOKEN, body)
-    assert reply.status == 200 and reply.body["status"] == "ignored" and publish.published == []
+    reply = WebhookApp(SETTINGS, accept).handle("POST", PATH, TOKEN, body)
+    assert reply.status == 200 and reply.body["status"] == "ignored" and accept.accepted == []
     assert [i["reason"] for i in reply.body["ignored"]] == ["cancelled"]
 
 
 def test_webhook_without_a_token_setting_accepts_any_caller() -> None:
-    publish = FakePublisher()
-    reply = WebhookApp(ReviewSettings(), publish).handle("POST", ReviewSettings().webhook_path, {}, CREATED)
-    assert reply.status == 200 and len(publish.published) == 1
+    accept = FakeAccept()
+    reply = WebhookApp(ReviewSettings(), accept).handle("POST", ReviewSettings().webhook_path, {}, CREATED)
+    assert reply.status == 200 and len(accept.accepted) == 1
 
 
 @pytest.mark.parametrize(
@@ -438,12 +534,12 @@ def test_webhook_without_a_token_setting_accepts_any_caller() -> None:
     ],
 )
 def test_webhook_body_limits(headers: dict[str, str], status: int | None) -> None:
-    problem = WebhookApp(SETTINGS, FakePublisher()).body_problem(headers)
+    problem = WebhookApp(SETTINGS, FakeAccept()).body_problem(headers)
     assert (problem.status if problem else None) == status
 
 
 def test_the_token_is_never_in_a_reply() -> None:
-    app = WebhookApp(SETTINGS, FakePublisher())
+    app = WebhookApp(SETTINGS, FakeAccept())
     for headers in ({}, {"x-zoomguard-token": "wrong"}):
         assert "s3cret" not in json.dumps(app.handle("POST", PATH, headers, CREATED).body)
     assert "s3cret" not in repr(SETTINGS)

@@ -143,8 +143,23 @@ def test_answer_schemas_are_sent_with_caps() -> None:
     _, engine = _detect(lambda r: (_answer("real", []) if _is_locate(r) else _answer("real"), 0.1), settings)
     locate_schema = engine.requests[0].json_schema
     assert locate_schema["properties"]["regions"]["maxItems"] == 3
-    assert locate_schema["properties"]["explanation"]["maxLength"] == 99
+    assert locate_schema["properties"]["explanation"]["pattern"] == "^[ -!#-\\[\\]-~]{0,99}$"  # ascii by default
     assert list(locate_schema["properties"]) == ["explanation", "regions", "verdict"]
     coordinate = locate_schema["properties"]["regions"]["items"]["properties"]["bbox_2d"]["items"]
     assert coordinate["minimum"] == 0 and coordinate["maximum"] >= 1000
     assert "regions" not in engine.requests[1].json_schema["properties"]
+
+
+def test_token_budgets_hold_the_longest_answer_the_schema_allows() -> None:
+    """A constrained answer cut by max_tokens is unparseable: the budget comes from the caps, never below them."""
+    settings = DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10)
+    longest_examine = '{"explanation":"' + "e" * 50 + '","verdict":"ai_generated"}'
+    _, engine = _detect(lambda r: (_answer("real", []) if _is_locate(r) else _answer("real"), 0.1), settings)
+    locate, examine = (request.max_tokens for request in engine.requests)
+    assert examine == len(longest_examine) + 1  # one byte per token at most, plus the end of sequence
+    region = '{"bbox_2d":[%d,%d,%d,%d],"finding":"%s"}'
+    assert locate > len('{"explanation":"' + "e" * 50 + '","regions":[' + ",".join([region] * 2) + "]")
+    unicode = DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, answer_charset="unicode")
+    assert unicode.answer_budgets(1000)[1] == len(longest_examine) + 3 * 50 + 1
+    with pytest.raises(ValueError, match="detector.locate_max_tokens=64 can cut answers"):
+        DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, locate_max_tokens=64).answer_budgets(1000)

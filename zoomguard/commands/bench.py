@@ -164,8 +164,6 @@ _TINY_ENGINE = {**TINY_ENGINE_SETTINGS, "max_num_seqs": 128}
 _TINY_DETECTOR = {
     **TINY_DETECTOR_SETTINGS,
     "min_regions": 1,
-    "locate_max_tokens": 256,
-    "examine_max_tokens": 160,
     "crops": {"max_crops": 2, "zoom_target_side": 224},
 }
 

@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import structlog
 from tqdm import tqdm
 
 from zoomguard.config import Settings
 from zoomguard.detector.annotate import annotate
 from zoomguard.detector.factory import build_detector, build_engine
-from zoomguard.detector.images import decode_image
+from zoomguard.detector.images import ImageLimits, decode_image
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import ZoomguardError
 from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
+
+log = structlog.get_logger("zoomguard.detect")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ async def run_detect(
     await engine.start()
     try:
         detector = build_detector(settings, engine)
-        outcomes = await _detect_all(detector, paths, annotate_dir, concurrency, out, as_json, progress)
+        annotations = _Annotations(annotate_dir, settings.detector.limits) if annotate_dir is not None else None
+        outcomes = await _detect_all(detector, paths, annotations, concurrency, out, as_json, progress)
     finally:
         await engine.close()
     if not as_json:
@@ -62,7 +66,7 @@ async def run_detect(
 async def _detect_all(
     detector: ZoomInDetector,
     paths: Sequence[str],
-    annotate_dir: Path | None,
+    annotations: _Annotations | None,
     concurrency: int,
     out: TextIO,
     as_json: bool,
@@ -76,7 +80,7 @@ async def _detect_all(
     async def one(index: int, path: str) -> None:
         nonlocal printed
         async with limit:
-            done[index] = await _detect_one(detector, path, index, annotate_dir)
+            done[index] = await _detect_one(detector, path, index, annotations)
         bar.update(1)
         while printed in done and as_json:
             print(json.dumps(done[printed].to_json()), file=out, flush=True)
@@ -89,24 +93,37 @@ async def _detect_all(
     return [done[i] for i in range(len(paths))]
 
 
-async def _detect_one(detector: ZoomInDetector, path: str, index: int, annotate_dir: Path | None) -> DetectOutcome:
+@dataclass(frozen=True)
+class _Annotations:
+    """Where annotated copies go, decoded with the same limits as the detection itself."""
+
+    out_dir: Path
+    limits: ImageLimits
+
+
+async def _detect_one(
+    detector: ZoomInDetector, path: str, index: int, annotations: _Annotations | None
+) -> DetectOutcome:
     try:
         data = await asyncio.to_thread(Path(path).read_bytes)
     except OSError as exc:
         return DetectOutcome(path, error=ErrorInfo(kind="io", message=f"{exc.strerror or exc}: {path}"))
     try:
         detection = await detector.detect_bytes(data, request_id=f"detect-{index}")
-        if annotate_dir is not None:
-            await asyncio.to_thread(_write_annotation, data, detection, annotate_dir, path, index)
+        if annotations is not None:
+            await asyncio.to_thread(_write_annotation, data, detection, annotations, path, index)
     except ZoomguardError as exc:
         return DetectOutcome(path, error=ErrorInfo(kind=exc.kind, message=str(exc)))
+    except Exception as exc:  # a bug on one input must not cost the other inputs their lines
+        log.exception("detect failed unexpectedly", input=path)
+        return DetectOutcome(path, error=ErrorInfo(kind="internal_error", message=f"{type(exc).__name__}: {exc}"))
     return DetectOutcome(path, detection=detection)
 
 
-def _write_annotation(data: bytes, detection: Detection, out_dir: Path, path: str, index: int) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    image = decode_image(data).image
-    annotate(image, detection).save(out_dir / f"{index:04d}-{Path(path).stem}.png", format="PNG")
+def _write_annotation(data: bytes, detection: Detection, annotations: _Annotations, path: str, index: int) -> None:
+    annotations.out_dir.mkdir(parents=True, exist_ok=True)
+    image = decode_image(data, annotations.limits).image
+    annotate(image, detection).save(annotations.out_dir / f"{index:04d}-{Path(path).stem}.png", format="PNG")
 
 
 def _print_table(outcomes: Sequence[DetectOutcome], out: TextIO) -> None:

@@ -135,6 +135,8 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"skipped {skipped.where}: {skipped.reason}{detail}", file=sys.stderr)
     if len(result.skipped) > MAX_LISTED_SKIPS:
         print(f"... and {len(result.skipped) - MAX_LISTED_SKIPS} more skipped", file=sys.stderr)
+    for note in result.notes():
+        print(f"note: {note}", file=sys.stderr)
     if result.decisions and not args.dry_run:
         _publish(settings, result.decisions)
     summary = {**result.summary(), "topic": settings.topics.review_decisions, "dry_run": bool(args.dry_run)}
@@ -173,28 +175,30 @@ def _publish(settings: Settings, decisions: list[Any]) -> None:
 
 
 def run_webhook(args: argparse.Namespace) -> int:
-    from kafka.errors import KafkaError
-
-    from zoomguard.review.topic_io import DecisionPublisher
-    from zoomguard.review.webhook import WebhookApp, WebhookServer
+    """Answers Label Studio once a decision is spooled; the flusher publishes it whenever the broker is up."""
+    from zoomguard.review.topic_io import DecisionPublisher, spool_publisher
+    from zoomguard.review.webhook import WebhookService
     from zoomguard.telemetry.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_json)
-    try:
-        publisher = DecisionPublisher(settings.kafka, settings.topics.review_decisions, settings.review.ack_timeout_s)
-    except KafkaError as exc:
-        raise UnavailableError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc!r}") from exc
+    review = settings.review
+
+    def connect() -> DecisionPublisher:
+        return spool_publisher(settings.kafka, settings.topics.review_decisions, review.ack_timeout_s)
+
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = WebhookServer(WebhookApp(settings.review, publisher.publish), settings.review).start()
-    review = settings.review
-    print(f"review webhook on http://{review.webhook_host}:{server.port}{review.webhook_path}", file=sys.stderr)
+    service = WebhookService(review, connect).start()
+    print(
+        f"review webhook on http://{review.webhook_host}:{service.port}{review.webhook_path}"
+        f" (spool {review.webhook_spool_dir})",
+        file=sys.stderr,
+    )
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        server.stop()
-        publisher.close()
+        service.stop()
     return 0

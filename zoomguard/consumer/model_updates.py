@@ -21,6 +21,7 @@ import structlog
 from pydantic import ValidationError
 
 from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.consumer.unreadable import poll_readable
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, AdapterLoadError
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import ZoomguardError
@@ -220,7 +221,7 @@ class KafkaUpdateSource:
             self._consumer.assign(assignment)
             self._consumer.seek_to_beginning(*assignment)
             self._assigned = True
-        batches = self._consumer.poll(timeout_ms=self._poll_ms)
+        batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
         records = sorted((r for rs in batches.values() for r in rs), key=lambda r: (r.timestamp, r.partition, r.offset))
         return [record.value for record in records]
 

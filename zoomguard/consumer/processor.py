@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
-from PIL import Image
 from pydantic import ValidationError
 
 from zoomguard.consumer.cache import VerdictCache
 from zoomguard.consumer.fetch import URLFetcher
 from zoomguard.consumer.routing import route
 from zoomguard.consumer.settings import TopicSettings, WorkerSettings
-from zoomguard.detector.images import decode_image
+from zoomguard.consumer.unreadable import UnreadableRecordsError
+from zoomguard.detector.images import ImageLimits, decode_thumbnail, probe_image
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
 from zoomguard.schemas.detection import Detection, ErrorInfo
@@ -95,7 +95,9 @@ class EventProcessor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
         max_output_bytes: int = 4 * 1024 * 1024,
+        image_limits: ImageLimits | None = None,
     ):
+        self._limits = image_limits or ImageLimits()
         self._telemetry = telemetry or disabled_telemetry()
         self._tracer = self._telemetry.tracer
         self._detector = detector
@@ -132,7 +134,7 @@ class EventProcessor:
             self._record_stages(detection)
         with self._tracer.start_as_current_span("route") as span:
             url = event.image.url
-            review_image = url if url is not None else await asyncio.to_thread(self._thumbnail_uri, data)
+            review_image = url if url is not None else await self._thumbnail_uri(data)
             routed = route(detection, event, source, audit_rate=self._worker.audit_rate, review_image=review_image)
             span.set_attributes(
                 {"zoomguard.decision": detection.decision, "zoomguard.review": routed.review is not None}
@@ -261,10 +263,36 @@ class EventProcessor:
         output = Output(self._topics.dead_letter, key, payload, headers)
         return Outcome(kind="dead_letter", outputs=[output], event_id=event_id, error_kind=failure.kind)
 
-    def _thumbnail_uri(self, data: bytes) -> str:
-        """Inline images reach reviewers as a JPEG thumbnail: boxes are in percent, so they still fit."""
-        image = decode_image(data).image
-        image.thumbnail((self._worker.review_thumbnail_side,) * 2, Image.Resampling.BICUBIC)
+    def unreadable(self, topic: str, partition: int, offset: int, error: str) -> Outcome:
+        """A record the Kafka client cannot read (corrupt batch, unknown codec): a dead letter that points at it.
+
+        Its bytes never reached us, so the letter carries the coordinates only; replay from the source."""
+        letter = DeadLetter(
+            event_id=None,
+            original_key_b64=None,
+            original_value_b64=None,
+            original_omitted="unreadable",
+            source=SourceRecord(topic=topic, partition=partition, offset=offset),
+            error=ErrorInfo(kind=UnreadableRecordsError.kind, message=error[:2000]),
+            stage="consume",
+            attempts=1,
+            failed_at=datetime.now(UTC),
+        )
+        output = Output(self._topics.dead_letter, None, letter.model_dump_json().encode())
+        return Outcome(kind="dead_letter", outputs=[output], event_id=None, error_kind=UnreadableRecordsError.kind)
+
+    async def _thumbnail_uri(self, data: bytes) -> str:
+        """Inline images reach reviewers as a JPEG thumbnail: boxes are in percent, so they still fit.
+        Decoded again (JPEGs at a reduced scale) within the detector's pixel budget and the same limits."""
+        header = await asyncio.to_thread(probe_image, data, self._limits)
+        lease = await self._detector.pixel_budget.acquire(header.pixels)
+        try:
+            return await asyncio.to_thread(self._encode_thumbnail, data)
+        finally:
+            lease.release()
+
+    def _encode_thumbnail(self, data: bytes) -> str:
+        image = decode_thumbnail(data, self._worker.review_thumbnail_side, self._limits)
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

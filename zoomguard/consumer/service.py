@@ -76,6 +76,7 @@ async def _run_worker(
             settings.topics,
             telemetry=telemetry,
             max_output_bytes=settings.kafka.max_request_size,
+            image_limits=settings.detector.limits,
         )
         worker = Worker(
             consumer,

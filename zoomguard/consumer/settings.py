@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from kafka import codec
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+# kafka-python's checks (pure): is the library for this codec importable?
+_CODEC_PRESENT = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4, "zstd": codec.has_zstd}
 
 
 class TopicSettings(BaseModel):
@@ -42,13 +46,31 @@ class KafkaSettings(BaseModel):
     ssl_certfile: str | None = Field(None, description="client certificate for mutual TLS")
     ssl_keyfile: str | None = Field(None, description="client key for mutual TLS")
     ssl_password: SecretStr | None = Field(None, description="password of the client key (never logged)")
-    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(None, description="output compression")
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
+        None, description="output compression (input in any codec is always read); its library is checked at start-up"
+    )
     linger_ms: int = Field(5, ge=0, description="producer batching delay")
     max_request_size: int = Field(4 * 1024 * 1024, ge=1024, description="largest output record the producer sends")
     max_partition_fetch_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="per-partition fetch size; must exceed the largest input record"
     )
     request_timeout_ms: int = Field(30000, ge=1000, description="broker request timeout")
+
+    @field_validator("compression_type", mode="before")
+    @classmethod
+    def _none_is_unset(cls, value: Any) -> Any:
+        """Kafka's own spelling of no compression."""
+        return None if isinstance(value, str) and value.lower() == "none" else value
+
+    @model_validator(mode="after")
+    def _check_codec(self) -> KafkaSettings:
+        """Refuse at start-up, not on the first send: a missing codec library fails every batch."""
+        if self.compression_type is not None and not _CODEC_PRESENT[self.compression_type]():
+            raise ValueError(
+                f"compression_type {self.compression_type} needs its codec library: "
+                f"pip install 'kafka-python[{self.compression_type}]'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
@@ -95,6 +117,9 @@ class WorkerSettings(BaseModel):
     rebalance_drain_s: float = Field(10.0, ge=0, description="on revoke: time allowed to finish those partitions")
     retry_initial_s: float = Field(0.5, gt=0, description="first retry delay for engine / broker faults")
     retry_max_s: float = Field(30.0, gt=0, description="longest retry delay (exponential backoff cap)")
+    unreadable_attempts: int = Field(
+        3, ge=1, description="polls that fail to read a fetched batch before its offset is found and dead-lettered"
+    )
     audit_rate: float = Field(
         0.02, ge=0, le=1, description="share of confident verdicts also sent to review (unbiased precision audit)"
     )

@@ -30,6 +30,7 @@ from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread
 from zoomguard.consumer.offsets import OffsetTracker
 from zoomguard.consumer.processor import EventProcessor, InputRecord, Outcome, Output
 from zoomguard.consumer.settings import TopicSettings, WorkerSettings
+from zoomguard.consumer.unreadable import UNREADABLE_ERRORS, drop_broken_batch, probe_unreadable
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.telemetry.tracing import TRACE_HEADERS, context_from_headers, headers_from_context, kafka_attributes
 
@@ -79,6 +80,8 @@ class Worker:
         self._tracker = OffsetTracker()
         self._tasks: dict[tuple[TopicPartition, int], asyncio.Task[None]] = {}
         self._want_pause = False
+        self._unreadable_failures = 0
+        self._last_unreadable: TopicPartition | None = None
         self._on_outcome = on_outcome
         self.stats = WorkerStats()
         self.on_first_record: Callable[[], object] | None = None  # benchmarks time from the first record
@@ -97,12 +100,16 @@ class Worker:
         try:
             while not stop.is_set():
                 await self._sync_pause()
-                batches, highwaters, assigned = await self._consumer.call(self._poller())
+                batches, highwaters, assigned, unreadable = await self._consumer.call(self._poller())
                 self._highwaters.update(highwaters)
                 self._telemetry.health.polled(self.stats.paused, assigned)
                 for records in batches.values():
                     for record in records:
                         self._start(record)
+                if unreadable is not None:
+                    await self._on_unreadable(unreadable)
+                elif batches:
+                    self._unreadable_failures = 0
                 if time.monotonic() - last_commit >= self._settings.commit_interval_s:
                     await self._commit()
                     last_commit = time.monotonic()
@@ -110,17 +117,60 @@ class Worker:
             self._telemetry.health.stopping = True
             await self._shutdown()
 
-    def _poller(self) -> Callable[[Any], tuple[Any, dict[TopicPartition, int], int]]:
-        """Poll, and read the high watermarks the fetches brought (for lag), on the consumer thread."""
+    def _poller(self) -> Callable[[Any], tuple[Any, dict[TopicPartition, int], int, BaseException | None]]:
+        """Poll, and read the high watermarks the fetches brought (for lag), on the consumer thread.
+        A batch the client cannot read comes back as the error, not raised: the worker must not die on it."""
         room = max(1, self._settings.max_in_flight - self._tracker.in_flight())
 
-        def poll(consumer: Any) -> tuple[Any, dict[TopicPartition, int], int]:
-            batches = consumer.poll(timeout_ms=200, max_records=room)
+        def poll(consumer: Any) -> tuple[Any, dict[TopicPartition, int], int, BaseException | None]:
+            unreadable: BaseException | None = None
+            try:
+                batches = consumer.poll(timeout_ms=200, max_records=room)
+            except UNREADABLE_ERRORS as exc:
+                drop_broken_batch(consumer)
+                batches, unreadable = {}, exc
             assigned = consumer.assignment()
             highwaters = {tp: hw for tp in assigned if (hw := consumer.highwater(tp)) is not None}
-            return batches, highwaters, len(assigned)
+            return batches, highwaters, len(assigned), unreadable
 
         return poll
+
+    async def _on_unreadable(self, error: BaseException) -> None:
+        """Retry a few polls (a CRC error can be a bad fetch), then find the batch and dead-letter its offset.
+
+        One dead letter per unreadable offset, then the position moves on: nothing is skipped silently and the
+        partition never stalls. After a first find, the same partition is probed at once (a compressed batch
+        holds many records, each of which fails the same way)."""
+        self._unreadable_failures += 1
+        last = self._last_unreadable
+        if last is None and self._unreadable_failures < self._settings.unreadable_attempts:
+            backoff = self._settings.retry_initial_s * 2 ** (self._unreadable_failures - 1)
+            delay = min(backoff, self._settings.retry_max_s)
+            log.warning("a fetched batch could not be read, retrying", error=repr(error), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            return
+        probe = await self._consumer.call(lambda c: probe_unreadable(c, first=last))
+        for record in probe.records:
+            self._start(record)
+        self._unreadable_failures = 0
+        if probe.culprit is None or probe.offset is None:
+            log.info("the unreadable batch did not recur", error=repr(error))
+            return
+        tp, offset = probe.culprit, probe.offset
+        self._last_unreadable = tp
+        log.error(
+            "record cannot be read by the Kafka client: dead-lettering it",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            error=probe.error,
+        )
+        outcome = self._processor.unreadable(tp.topic, tp.partition, offset, probe.error)
+        await self._consumer.call(lambda c: c.seek(tp, offset + 1))
+        self._tracker.start(tp, offset)
+        self._next_offsets[tp] = max(self._next_offsets.get(tp, 0), offset + 1)
+        self._tasks[(tp, offset)] = asyncio.create_task(self._complete(tp, offset, outcome))
+        self.stats.in_flight = self._tracker.in_flight()
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records not yet read, per partition: high watermark minus the next offset to read."""
@@ -175,8 +225,19 @@ class Worker:
                 await self._publish(outcome.outputs)
         finally:
             self._tasks.pop((tp, record.offset), None)
+        self._finish(tp, record.offset, outcome)
+
+    async def _complete(self, tp: TopicPartition, offset: int, outcome: Outcome) -> None:
+        """An outcome decided without processing (an unreadable record): publish it, then finish the offset."""
+        try:
+            await self._publish(outcome.outputs)
+        finally:
+            self._tasks.pop((tp, offset), None)
+        self._finish(tp, offset, outcome)
+
+    def _finish(self, tp: TopicPartition, offset: int, outcome: Outcome) -> None:
         # Only here, with every output acknowledged, may the offset become committable.
-        self._tracker.finish(tp, record.offset)
+        self._tracker.finish(tp, offset)
         self.stats.in_flight = self._tracker.in_flight()
         self._count(outcome)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from opentelemetry import trace
@@ -39,13 +40,23 @@ def build_engine(settings: Settings) -> Engine:
 def check_context_fits(settings: Settings) -> None:
     """Refuse settings whose worst-case Query 2 cannot fit the context, before any image fails on it."""
     det = settings.detector
-    image_tokens = (1 + det.crops.max_crops) * (det.max_pixels // (28 * 28))
-    needed = image_tokens + det.locate_max_tokens + det.examine_max_tokens + _TEXT_TOKEN_MARGIN
+    # Crops are zoomed to at most zoom_target_side on their longer side (one 28 px patch of rounding slack).
+    crop_side = math.ceil(det.crops.zoom_target_side / 28) + 1
+    crop_tokens = min(det.max_pixels // (28 * 28), crop_side * crop_side // 4)
+    image_tokens = det.max_pixels // (28 * 28) + det.crops.max_crops * crop_tokens
+    # Whatever the family, no coordinate exceeds the most elongated model image's side (grids stop at 1000).
+    coordinate_max = max(1000, math.ceil(math.sqrt(det.max_pixels * 200)))
+    try:
+        locate, examine = det.answer_budgets(coordinate_max)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    needed = image_tokens + locate + examine + _TEXT_TOKEN_MARGIN
     if needed > settings.engine.max_model_len:
         raise ConfigError(
-            f"engine.max_model_len={settings.engine.max_model_len} is too small for up to "
-            f"{1 + det.crops.max_crops} images of {det.max_pixels} pixels plus both answers (~{needed} tokens): "
-            "raise max_model_len, or lower detector.max_pixels or detector.crops.max_crops"
+            f"engine.max_model_len={settings.engine.max_model_len} is too small for the full image and "
+            f"{det.crops.max_crops} crops plus both longest answers (~{needed} tokens): raise max_model_len, or "
+            "lower detector.max_pixels, detector.crops.max_crops or the answer caps (explanation_max_chars, "
+            "finding_max_chars, max_regions)"
         )
 
 

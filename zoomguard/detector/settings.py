@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zoomguard.detector.crops import CropSettings
 from zoomguard.detector.images import ImageLimits
+from zoomguard.schemas.answers import Charset, ExamineAnswer, LocateAnswer, worst_case_tokens
 
 
 class DetectorSettings(BaseModel):
@@ -28,15 +29,52 @@ class DetectorSettings(BaseModel):
     )
     ai_threshold: float = Field(0.8, ge=0.0, le=1.0, description="p_ai at or above: ai_generated")
     real_threshold: float = Field(0.2, ge=0.0, le=1.0, description="p_ai at or below: real; between: uncertain")
-    locate_max_tokens: int = Field(768, ge=32, description="generation cap for Query 1")
-    examine_max_tokens: int = Field(512, ge=32, description="generation cap for Query 2")
-    explanation_max_chars: int = Field(600, ge=16, description="schema maxLength of explanations")
-    finding_max_chars: int = Field(120, ge=8, description="schema maxLength of a region's finding")
+    locate_max_tokens: int | None = Field(
+        None,
+        ge=32,
+        description="generation cap for Query 1; unset: the longest answer the schema allows, so it always "
+        "completes (a lower value is refused)",
+    )
+    examine_max_tokens: int | None = Field(
+        None, ge=32, description="generation cap for Query 2; unset: the longest answer the schema allows"
+    )
+    explanation_max_chars: int = Field(600, ge=16, description="most characters of an explanation (schema cap)")
+    finding_max_chars: int = Field(120, ge=8, description="most characters of a region's finding (schema cap)")
+    answer_charset: Charset = Field(
+        "ascii",
+        description="characters the answers may use: ascii (printable, no escapes: one token per character at "
+        "most) or unicode (up to 4 tokens per character; budgets grow 4x)",
+    )
     top_logprobs: int = Field(
         5, ge=2, le=20, description="alternatives per token for p_ai (under the grammar only label starts are valid)"
     )
     crops: CropSettings = Field(default_factory=CropSettings, description="crop geometry (see crops.py)")
     limits: ImageLimits = Field(default_factory=ImageLimits, description="byte / pixel limits for inputs")
+
+    def answer_budgets(self, coordinate_max: int) -> tuple[int, int]:
+        """max_tokens of Query 1 and Query 2: the schema's longest answer, or the configured caps when they
+        hold it. Raises ValueError naming what to change when a configured cap would cut answers."""
+        caps: dict[str, Any] = {
+            "max_regions": self.max_regions,
+            "explanation_max_chars": self.explanation_max_chars,
+            "finding_max_chars": self.finding_max_chars,
+            "coordinate_max": coordinate_max,
+            "charset": self.answer_charset,
+        }
+        budgets = []
+        for name, answer, configured in (
+            ("locate_max_tokens", LocateAnswer, self.locate_max_tokens),
+            ("examine_max_tokens", ExamineAnswer, self.examine_max_tokens),
+        ):
+            longest = worst_case_tokens(answer, **caps)
+            if configured is not None and configured < longest:
+                raise ValueError(
+                    f"detector.{name}={configured} can cut answers the schema allows (up to {longest} tokens): "
+                    f"leave it unset, raise it, or lower detector.explanation_max_chars / finding_max_chars / "
+                    "max_regions"
+                )
+            budgets.append(configured or longest)
+        return budgets[0], budgets[1]
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> DetectorSettings:

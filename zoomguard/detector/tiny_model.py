@@ -84,10 +84,9 @@ TINY_DETECTOR_SETTINGS: dict[str, Any] = {
     "max_pixels": 224 * 224,
     "min_pixels": 56 * 56,
     "max_regions": 4,
-    "locate_max_tokens": 384,
-    "examine_max_tokens": 256,
-    "explanation_max_chars": 160,
-    "finding_max_chars": 40,
+    # Short answers; the token budgets follow from these caps (436 and 140 tokens), so no answer is ever cut.
+    "explanation_max_chars": 96,
+    "finding_max_chars": 24,
     "crops": {"max_crops": 3, "zoom_target_side": 224},
 }
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from PIL import Image
@@ -23,10 +25,12 @@ from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
 from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import Box, sanitize_boxes
-from zoomguard.detector.images import DecodedImage, decode_image, resize_to
+from zoomguard.detector.images import DecodedImage, decode_image, probe_image, resize_to
 from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
+from zoomguard.detector.pixel_budget import PixelBudget
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.detector.settings import DetectorSettings
+from zoomguard.errors import ConfigError
 from zoomguard.schemas.answers import VERDICT_MARKER, ExamineAnswer, LocateAnswer, response_schema
 from zoomguard.schemas.detection import (
     Decision,
@@ -52,6 +56,19 @@ class ServingModel:
     info: ModelInfo
     adapter: str | None = None
     calibration: Calibration | None = None
+
+
+class _Original:
+    """Hands the decoded upload to exactly one detection, so that no reference outlives its crops."""
+
+    def __init__(self, decoded: DecodedImage):
+        self._decoded: DecodedImage | None = decoded
+
+    def take(self) -> DecodedImage:
+        decoded, self._decoded = self._decoded, None
+        if decoded is None:
+            raise RuntimeError("an original image is detected once")
+        return decoded
 
 
 @dataclass(frozen=True)
@@ -95,13 +112,20 @@ class ZoomInDetector:
         self._family = family
         self._serving = model if isinstance(model, ServingModel) else ServingModel(info=model)
         self._thresholds = Thresholds(ai_at=settings.ai_threshold, real_at=settings.real_threshold)
-        schema_caps = {
+        coordinate_max = family.coordinate_bound(settings.max_pixels)
+        try:
+            self._locate_tokens, self._examine_tokens = settings.answer_budgets(coordinate_max)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        schema_caps: dict[str, Any] = {
             "max_regions": settings.max_regions,
             "min_regions": settings.min_regions,
-            "coordinate_max": family.coordinate_bound(settings.max_pixels),
+            "coordinate_max": coordinate_max,
             "explanation_max_chars": settings.explanation_max_chars,
             "finding_max_chars": settings.finding_max_chars,
+            "charset": settings.answer_charset,
         }
+        self._pixels = PixelBudget(settings.limits.max_decoded_pixels)
         self._locate_schema = response_schema(LocateAnswer, **schema_caps)
         self._examine_schema = response_schema(ExamineAnswer, **schema_caps)
 
@@ -122,18 +146,42 @@ class ZoomInDetector:
         """Serve `serving` from the next detection on; detections already running finish on theirs."""
         self._serving = serving
 
+    @property
+    def pixel_budget(self) -> PixelBudget:
+        """Shared with whoever else decodes uploads in this process (review thumbnails)."""
+        return self._pixels
+
     async def detect_bytes(self, data: bytes, *, request_id: str) -> Detection:
-        """Decode (off the event loop: large images take tens of ms) and detect."""
+        """Decode (off the event loop: large images take tens of ms) within the pixel budget, and detect.
+
+        The original is held only until its crops are cut: from then on the lease is returned."""
         started = time.perf_counter()
         with self._tracer.start_as_current_span("decode") as span:
-            decoded = await asyncio.to_thread(decode_image, data, self._settings.limits)
-            span.set_attributes({"image.width": decoded.width, "image.height": decoded.height})
-        return await self.detect_image(decoded, request_id=request_id, started=started)
+            header = await asyncio.to_thread(probe_image, data, self._settings.limits)
+            lease = await self._pixels.acquire(header.pixels)
+            try:
+                original = _Original(await asyncio.to_thread(decode_image, data, self._settings.limits))
+            except BaseException:
+                lease.release()
+                raise
+            span.set_attributes({"image.width": header.width, "image.height": header.height})
+        try:
+            return await self._detect(original, request_id, started, lease.release)
+        finally:
+            lease.release()
 
     async def detect_image(self, decoded: DecodedImage, *, request_id: str, started: float | None = None) -> Detection:
+        """Detect on an image decoded by the caller (benchmarks, evaluation): outside the pixel budget."""
         started = time.perf_counter() if started is None else started
+        return await self._detect(_Original(decoded), request_id, started, lambda: None)
+
+    async def _detect(
+        self, original: _Original, request_id: str, started: float, release: Callable[[], None]
+    ) -> Detection:
         serving = self._serving  # read once: every request and the stamp of this detection agree
         decode_ms = _ms_since(started)
+        decoded = original.take()
+        image_info = ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format)
         size = (decoded.width, decoded.height)
         model_size = self._family.model_size(*size, self._settings.min_pixels, self._settings.max_pixels)
         model_image = await asyncio.to_thread(resize_to, decoded.image, model_size)
@@ -157,6 +205,8 @@ class ZoomInDetector:
             plans = plan_crops(boxes, decoded.width, decoded.height, self._settings.crops)
             crops = await asyncio.to_thread(self._cut, decoded.image, plans) if plans else []
             span.set_attribute("zoomguard.crops", len(crops))
+        del decoded  # the original at full resolution is not needed any more: give its pixels back
+        release()
         crop_ms = _ms_since(mark)
 
         examined: _Examined | None = None
@@ -189,7 +239,7 @@ class ZoomInDetector:
             examined=examined is not None,
             crops=len(crops) if examined else 0,
             model=serving.info,
-            image=ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format),
+            image=image_info,
             timings_ms=Timings(
                 decode_ms=decode_ms,
                 locate_ms=locate_ms,
@@ -219,7 +269,7 @@ class ZoomInDetector:
                 request_id=f"{request_id}:locate",
                 turns=(first_turn,),
                 json_schema=self._locate_schema,
-                max_tokens=self._settings.locate_max_tokens,
+                max_tokens=self._locate_tokens,
                 top_logprobs=self._settings.top_logprobs,
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,
@@ -250,7 +300,7 @@ class ZoomInDetector:
                     Turn("user", examine_prompt(findings), tuple(crops)),
                 ),
                 json_schema=self._examine_schema,
-                max_tokens=self._settings.examine_max_tokens,
+                max_tokens=self._examine_tokens,
                 top_logprobs=self._settings.top_logprobs,
                 adapter=adapter,
                 score_marker=VERDICT_MARKER,

@@ -9,6 +9,14 @@ textarea "review_explanation".
 Boxes travel in percent of the image. Percent is converted with the *original* image size from the task
 data (`image_width`/`image_height`, written by the export), because reviewers may see a thumbnail, and
 Label Studio's `original_width`/`original_height` are then the thumbnail's.
+
+What each source carries (the README has the same table):
+- JSON export and webhook: boxes, per-region findings, the explanation; the reviewer is a numeric user id
+  (`completed_by: 7`) unless the export expands users (snapshot option `annotations__completed_by:
+  {only_id: false}` gives `{id, email, ...}`).
+- JSON-MIN: boxes and the explanation but no per-region findings (they are not in the format); the
+  reviewer is `annotator`, a user id, or the email when the snapshot expanded users.
+The reviewer becomes the email when there is one, else `label-studio-user:<id>`, the same in every source.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREA
 MAX_FINDING = 2000
 MAX_EXPLANATION = 8000
 MAX_REVIEWER = 200
+USER_ID_PREFIX = "label-studio-user:"
 _ID = re.compile(ID_PATTERN)
+_USER_ID = re.compile(r"^\d{1,20}$")
 
 
 # ---------------------------------------------------------------- import
@@ -57,9 +67,14 @@ class ImportResult:
     skipped: list[Skipped] = field(default_factory=list)
     regions_dropped: Counter[str] = field(default_factory=Counter)
     superseded: int = 0
+    formats: Counter[str] = field(default_factory=Counter)  # items read per export format: json, json_min
 
     def reasons(self) -> Counter[str]:
         return Counter(s.reason for s in self.skipped)
+
+    def reviewers_by_user_id(self) -> int:
+        """Decisions whose reviewer is only Label Studio's user id (the export did not expand users)."""
+        return sum(d.reviewer.startswith(USER_ID_PREFIX) for d in self.decisions)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -67,7 +82,24 @@ class ImportResult:
             "skipped": dict(sorted(self.reasons().items())),
             "superseded": self.superseded,
             "regions_dropped": dict(sorted(self.regions_dropped.items())),
+            "formats": dict(sorted(self.formats.items())),
+            "reviewers_by_user_id": self.reviewers_by_user_id(),
         }
+
+    def notes(self) -> list[str]:
+        """What the export format could not carry, said once instead of silently imported without it."""
+        notes = []
+        if self.formats["json_min"]:
+            notes.append(
+                "JSON-MIN has no per-region findings: its boxes came without them (export as JSON to keep them)"
+            )
+        by_id = self.reviewers_by_user_id()
+        if by_id:
+            notes.append(
+                f"{by_id} decisions name the reviewer by Label Studio user id ({USER_ID_PREFIX}<id>); for emails "
+                "export a snapshot with the serialization option annotations__completed_by: {only_id: false}"
+            )
+        return notes
 
 
 class Unusable(Exception):
@@ -91,8 +123,10 @@ def parse_export(payload: Any, *, origin: str = "label_studio_import") -> Import
             result.skipped.append(Skipped(where, "not_an_object"))
             continue
         if isinstance(item.get("data"), dict) or "annotations" in item:
+            result.formats["json"] += 1
             decision = _from_task(item, where, origin, result)
         else:
+            result.formats["json_min"] += 1
             decision = _from_min_record(item, where, origin, result)
         if decision is not None:
             candidates.append(decision)
@@ -159,7 +193,10 @@ def _annotation_order(annotation: Any) -> tuple[datetime, str]:
 
 
 def _from_min_record(record: dict[str, Any], where: str, origin: str, result: ImportResult) -> ReviewDecision | None:
-    """JSON-MIN flattens one annotation into the task data: control names become keys."""
+    """JSON-MIN flattens one annotation into the task data: control names become keys.
+
+    It keeps no region ids, so per-region texts cannot be matched to their boxes: regions get no findings.
+    """
     results: list[dict[str, Any]] = []
     choices = _flat(record.get(VERDICT), "choices")
     if choices:
@@ -345,13 +382,23 @@ def _size(width: Any, height: Any) -> tuple[int, int] | None:
 
 
 def _reviewer(completed_by: Any) -> str:
-    """Label Studio gives a user id, or (expanded) {id, email, ...}; prefer the email."""
+    """The email when the source has one, else `label-studio-user:<id>`: the same person reads the same everywhere.
+
+    JSON and webhooks give `completed_by` as a user id, or expanded as {id, email, ...}; JSON-MIN gives
+    `annotator`, the id (a number, or its digits as text) or the email.
+    """
     if isinstance(completed_by, dict):
         email = completed_by.get("email")
-        completed_by = email if isinstance(email, str) and email else completed_by.get("id")
+        if isinstance(email, str) and email.strip():
+            return email.strip()[:MAX_REVIEWER]
+        completed_by = completed_by.get("id")
     if isinstance(completed_by, bool) or completed_by is None:
         return "unknown"
+    if isinstance(completed_by, int):
+        return f"{USER_ID_PREFIX}{completed_by}"
     text = str(completed_by).strip()
+    if _USER_ID.match(text):
+        return f"{USER_ID_PREFIX}{int(text)}"
     return text[:MAX_REVIEWER] or "unknown"
 
 

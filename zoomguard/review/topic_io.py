@@ -7,6 +7,7 @@ high watermark a fetch reports, because some Kafka-compatible brokers under-repo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,10 +17,12 @@ from kafka.errors import KafkaError
 
 from zoomguard.consumer.kafka_io import make_producer
 from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.consumer.unreadable import poll_readable
 from zoomguard.errors import UnavailableError
 from zoomguard.schemas.review import ReviewDecision
 
 Progress = Callable[[int, int], None]
+RECONNECT_BACKOFF_MAX_MS = 2000  # the webhook flusher's producer: how stale its view of a returning broker may be
 
 
 def read_to_end(
@@ -52,7 +55,7 @@ def read_to_end(
         while _remaining(consumer, targets):
             if time.monotonic() > deadline:
                 raise UnavailableError(f"could not read {topic} to its end within {timeout_s} s ({timeout_setting})")
-            batch = consumer.poll(timeout_ms=500)
+            batch = poll_readable(consumer, timeout_ms=500)
             for tp in partitions:
                 highwater = consumer.highwater(tp)
                 if tp not in refined and highwater is not None:
@@ -100,3 +103,42 @@ class DecisionPublisher:
             self._producer.flush(timeout=self._timeout)
         finally:
             self._producer.close(timeout=self._timeout)
+
+    def abort(self) -> None:
+        """Drop the producer now, failing what it still holds (after an error, before making a new one).
+
+        kafka-python's close() flushes first and raises while records are pending, which would leave its
+        sender thread running; forcing the sender closed fails the pending batches, then close() completes.
+        """
+        try:
+            self._producer.close(timeout=0)
+        except KafkaError:
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+                sender.join(timeout=5)
+            with contextlib.suppress(KafkaError):
+                self._producer.close(timeout=0)
+
+
+def spool_publisher(kafka: KafkaSettings, topic: str, ack_timeout_s: float) -> DecisionPublisher:
+    """The webhook flusher's publisher, with its own producer; UnavailableError when Kafka cannot be reached.
+
+    Not idempotent: after a broker restart kafka-python's idempotent producer fails for good (UnknownProducerId),
+    and the flusher resends what was not acknowledged anyway. One request in flight keeps the spool's order.
+    Connecting and waiting for metadata are bounded by the ack timeout, so an outage is noticed and retried;
+    reconnects stay frequent (kafka-python's default backoff grows to 30 s) so a returning broker is seen soon.
+    """
+    timeout_ms = int(ack_timeout_s * 1000)
+    try:
+        producer = make_producer(
+            kafka,
+            enable_idempotence=False,
+            max_in_flight_requests_per_connection=1,
+            max_block_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        )
+    except KafkaError as exc:
+        raise UnavailableError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc!r}") from exc
+    return DecisionPublisher(kafka, topic, ack_timeout_s, producer=producer)

@@ -1,9 +1,12 @@
 """The live path from Label Studio: its annotation webhooks become ReviewDecisions on the decisions topic.
 
-`WebhookApp.handle` decides the answer from method, path, headers and body (no sockets, unit-tested with
-a fake publisher); `WebhookServer` puts it behind the stdlib's threading HTTP server. A decision is
-answered 200 only after the broker acknowledged it; 503 otherwise, so Label Studio's retry can deliver it
-later. Skipped annotations and other actions get 200 (retrying cannot change them), malformed bodies 4xx.
+Label Studio posts each webhook once and gives up after `WEBHOOK_TIMEOUT` (1 s by default), so the answer
+cannot wait for the broker: a decision is answered 200 once it is durably spooled (spool.py), and the
+spool's flusher publishes it when the broker acknowledges. 507/503 only when it cannot even be spooled
+(the spool is full, the disk is full or unwritable). Skipped annotations and other actions get 200
+(nothing to keep), malformed bodies 4xx. `WebhookApp.handle` decides the answer from method, path,
+headers and body (no sockets, unit-tested with a fake `accept`); `WebhookServer` puts it behind the
+stdlib's threading HTTP server; `WebhookService` runs spool, flusher and server together.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,11 +26,15 @@ import structlog
 from zoomguard.errors import BadInputError, UnavailableError
 from zoomguard.review.labelstudio import decisions_from_webhook
 from zoomguard.review.settings import ReviewSettings
+from zoomguard.review.spool import Connect, DecisionSpool, SpoolFlusher, SpoolRefused
 from zoomguard.schemas.review import ReviewDecision
 
 log = structlog.get_logger("zoomguard.review.webhook")
 
-Publish = Callable[[list[ReviewDecision]], None]
+# Takes the decisions of one request for good (the spool), or raises SpoolRefused / UnavailableError.
+Accept = Callable[[list[ReviewDecision]], object]
+# (healthy, details) for GET /health.
+Health = Callable[[], tuple[bool, dict[str, Any]]]
 HEALTH_PATH = "/health"
 
 
@@ -37,12 +45,19 @@ class Reply:
 
 
 class WebhookApp:
-    """Request -> Reply; publishing is injected (the real one waits for broker acks)."""
+    """Request -> Reply; taking the decisions is injected (the real `accept` spools them durably)."""
 
-    def __init__(self, settings: ReviewSettings, publish: Publish, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        settings: ReviewSettings,
+        accept: Accept,
+        clock: Callable[[], datetime] | None = None,
+        health: Health | None = None,
+    ):
         self._settings = settings
-        self._publish = publish
+        self._accept = accept
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._health = health
         token = settings.webhook_token
         self._token = token.get_secret_value().encode() if token is not None else None
 
@@ -50,7 +65,8 @@ class WebhookApp:
         """`headers` have lower-case names; `body` is None when there is none to read."""
         route = path.split("?", 1)[0]
         if method == "GET" and route == HEALTH_PATH:
-            return Reply(200, {"status": "ok"})
+            healthy, details = self._health() if self._health is not None else (True, {})
+            return Reply(200 if healthy else 503, {"status": "ok" if healthy else "unhealthy", **details})
         if route != self._settings.webhook_path:
             return Reply(
                 404, {"error": "not_found", "message": f"post Label Studio webhooks to {self._settings.webhook_path}"}
@@ -75,14 +91,17 @@ class WebhookApp:
         if not result.decisions:
             log.info("webhook ignored", action=result.action, reasons=[s.reason for s in result.ignored])
             return Reply(200, {"status": "ignored", "action": result.action, "ignored": ignored})
-        try:
-            self._publish(result.decisions)
-        except UnavailableError as exc:
-            log.warning("webhook publish failed", action=result.action, error=str(exc))
-            return Reply(503, {"error": "unavailable", "message": "the broker did not acknowledge; retry later"})
         event_ids = [d.event_id for d in result.decisions]
-        log.info("webhook published", action=result.action, event_ids=event_ids)
-        return Reply(200, {"status": "published", "action": result.action, "event_ids": event_ids, "ignored": ignored})
+        try:
+            self._accept(result.decisions)
+        except SpoolRefused as exc:
+            log.warning("webhook refused", action=result.action, event_ids=event_ids, error=exc.error)
+            return Reply(exc.status, {"error": exc.error, "message": str(exc)})
+        except UnavailableError as exc:
+            log.warning("webhook refused", action=result.action, event_ids=event_ids, error="unavailable")
+            return Reply(503, {"error": "unavailable", "message": str(exc)})
+        log.info("webhook accepted", action=result.action, event_ids=event_ids)
+        return Reply(200, {"status": "accepted", "action": result.action, "event_ids": event_ids, "ignored": ignored})
 
     def body_problem(self, headers: Mapping[str, str]) -> Reply | None:
         """Checked before reading: the body must announce its length and stay under the limit."""
@@ -130,10 +149,65 @@ class WebhookServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which never ran otherwise
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class WebhookService:
+    """What `zoomguard review webhook` runs: the spool, its flusher and the HTTP server, started and stopped together.
+
+    Leftover spool files of a previous run are published first: newer files sort after them.
+    """
+
+    def __init__(self, settings: ReviewSettings, connect: Connect, host: str | None = None, port: int | None = None):
+        self.spool = DecisionSpool.open(
+            Path(settings.webhook_spool_dir),
+            max_files=settings.webhook_spool_max_files,
+            max_bytes=settings.webhook_spool_max_bytes,
+        )
+        self.flusher = SpoolFlusher(
+            self.spool,
+            connect,
+            backoff_s=settings.webhook_flush_backoff_s,
+            backoff_max_s=settings.webhook_flush_backoff_max_s,
+            stop_flush_s=settings.webhook_stop_flush_s,
+        )
+        self.app = WebhookApp(settings, self._accept, health=self._health)
+        try:
+            self.server = WebhookServer(self.app, settings, host=host, port=port)
+        except BaseException:
+            self.spool.close()
+            raise
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _accept(self, decisions: list[ReviewDecision]) -> None:
+        self.spool.write(decisions)
+        self.flusher.wake()
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        """Unhealthy only when the flusher stopped (a restart fixes that); a down broker is not the pod's fault."""
+        return self.flusher.alive, {"spool": self.spool.depth().as_dict(), "flusher": self.flusher.status()}
+
+    def start(self) -> WebhookService:
+        self.flusher.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        """No new requests; the flusher publishes what it can within `webhook_stop_flush_s`; the rest stays spooled."""
+        try:
+            self.server.stop()
+        finally:
+            try:
+                self.flusher.stop()
+            finally:
+                self.spool.close()
 
 
 def _handler_class(app: WebhookApp, read_timeout_s: float) -> type[BaseHTTPRequestHandler]:

@@ -7,6 +7,7 @@ same models the parser validates against, so the grammar and the parser cannot d
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,15 @@ class ExamineAnswer(BaseModel):
 VERDICT_MARKER = '"verdict":"'
 
 
+Charset = Literal["ascii", "unicode"]
+# Printable ASCII without the quote and the backslash: no escape sequences, one byte (so at most one token of a
+# byte-level tokenizer) per character, and the same language in every grammar backend.
+_ASCII_TEXT = "[ -!#-\\[\\]-~]"
+# The most bytes one character of a string can take in the answer: ASCII 1; otherwise UTF-8's 4 (xgrammar's
+# maxLength strings admit no escapes, which would take 6).
+_BYTES_PER_CHAR: dict[Charset, int] = {"ascii": 1, "unicode": 4}
+
+
 def response_schema(
     model: type[BaseModel],
     *,
@@ -56,15 +66,17 @@ def response_schema(
     finding_max_chars: int,
     min_regions: int = 0,
     coordinate_max: int | None = None,
+    charset: Charset = "unicode",
 ) -> dict[str, Any]:
     """A self-contained JSON schema (no $ref) with the configured length caps applied.
 
     The caps bound generation length: without them a weak model can fill a string until max_tokens and
-    the answer never closes.
+    the answer never closes. `charset="ascii"` writes each cap as a pattern (grammar backends ignore maxLength
+    beside a pattern), so the longest answer in tokens is known exactly: see `worst_case_tokens`.
     """
     schema = _inline_refs(model.model_json_schema())
     props = schema["properties"]
-    props["explanation"]["maxLength"] = explanation_max_chars
+    _cap_text(props["explanation"], explanation_max_chars, charset)
     if "regions" in props:
         props["regions"]["maxItems"] = max_regions
         if min_regions:
@@ -73,8 +85,38 @@ def response_schema(
             # Bounds the digits a model can write; the exact per-image clamp happens after parsing.
             coordinate = props["regions"]["items"]["properties"]["bbox_2d"]["items"]
             coordinate.update({"minimum": 0, "maximum": coordinate_max})
-        props["regions"]["items"]["properties"]["finding"]["maxLength"] = finding_max_chars
+        _cap_text(props["regions"]["items"]["properties"]["finding"], finding_max_chars, charset)
     return _strip_titles(schema)
+
+
+def _cap_text(node: dict[str, Any], max_chars: int, charset: Charset) -> None:
+    if charset == "ascii":
+        node["pattern"] = f"^{_ASCII_TEXT}{{0,{max_chars}}}$"
+    else:
+        node["maxLength"] = max_chars
+
+
+def worst_case_tokens(
+    model: type[BaseModel],
+    *,
+    max_regions: int,
+    explanation_max_chars: int,
+    finding_max_chars: int,
+    coordinate_max: int,
+    charset: Charset,
+) -> int:
+    """The most tokens a compact answer under `response_schema` can take, end-of-sequence included.
+
+    Why exact: a max_tokens below it cuts a grammar-constrained answer mid-string, and the cut answer is
+    unparseable. Every token of a byte-level tokenizer stands for at least one byte (special tokens are not
+    allowed inside the grammar), so the longest answer's UTF-8 bytes bound its tokens."""
+    wide = "x" * _BYTES_PER_CHAR[charset]  # a character that costs the most bytes, written as that many bytes
+    answer: dict[str, Any] = {"explanation": wide * explanation_max_chars}
+    if "regions" in model.model_fields:
+        region = {"bbox_2d": [coordinate_max] * 4, "finding": wide * finding_max_chars}
+        answer["regions"] = [region] * max_regions
+    answer["verdict"] = max(VERDICTS, key=len)
+    return len(json.dumps(answer, separators=(",", ":")).encode()) + 1
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

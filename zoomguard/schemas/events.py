@@ -102,7 +102,7 @@ class ReviewRequest(_Event):
     label_studio_task: dict[str, Any]
 
 
-DeadLetterStage = Literal["parse", "fetch", "decode", "detect"]
+DeadLetterStage = Literal["consume", "parse", "fetch", "decode", "detect"]
 
 
 class DeadLetter(_Event):
@@ -116,7 +116,7 @@ class DeadLetter(_Event):
     )
     original_value_bytes: int = Field(0, description="size of the original value")
     original_value_sha256: str = Field("", description="sha256 of the original value (replay from the source)")
-    original_omitted: str | None = Field(None, description="why original_value_b64 is null (too_large)")
+    original_omitted: str | None = Field(None, description="why original_value_b64 is null (too_large, unreadable)")
     source: SourceRecord
     error: ErrorInfo
     stage: DeadLetterStage

@@ -49,7 +49,9 @@ def build_telemetry(
     state = LiveState()
     worker_metrics, export = build_metrics(settings, state, metric_reader)
     health = HealthState(settings)
-    server = HealthServer(health, settings.health_port) if settings.health_port is not None else None
+    server = (
+        HealthServer(health, settings.health_port, settings.health_host) if settings.health_port is not None else None
+    )
     return Telemetry(tracer_from(provider), worker_metrics, health, state, provider, export, server)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 return None
 
-        self._server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self._server = _server_for(host, port)((host, port), Handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
         self._thread.start()
@@ -93,3 +94,12 @@ class HealthServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _server_for(host: str, port: int) -> type[http.server.ThreadingHTTPServer]:
+    """The server class for this address: ThreadingHTTPServer is IPv4 only, so "::" or an IPv6 address needs
+    AF_INET6 (what prometheus_client does for the metrics server too)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    if family == socket.AF_INET:
+        return http.server.ThreadingHTTPServer
+    return type("ThreadingHTTPServer6", (http.server.ThreadingHTTPServer,), {"address_family": family})

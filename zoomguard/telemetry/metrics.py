@@ -102,7 +102,7 @@ def build_metrics(
 
         registry = CollectorRegistry()  # our own registry: several workers in one process never collide
         readers.append(PrometheusMetricReader(registry=registry))
-        server, _ = start_http_server(settings.metrics_port, registry=registry)
+        server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     if extra_reader is not None:
         readers.append(extra_reader)
     if not readers:

@@ -20,7 +20,13 @@ class TelemetrySettings(BaseModel):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve Prometheus metrics on this port (/metrics); unset: off"
     )
+    metrics_host: str = Field(
+        "0.0.0.0", min_length=1, description="metrics listen address (0.0.0.0: every interface, as pods need)"
+    )
     health_port: int | None = Field(None, ge=0, le=65535, description="serve /live and /ready on this port; unset: off")
+    health_host: str = Field(
+        "0.0.0.0", min_length=1, description="health listen address (0.0.0.0: every interface, as probes need)"
+    )
     ready_max_paused_s: float = Field(
         300.0, gt=0, description="not ready when the consumer has been paused (window full) longer than this"
     )

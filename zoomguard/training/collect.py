@@ -23,6 +23,7 @@ from kafka.errors import KafkaError
 from zoomguard.config import Settings
 from zoomguard.consumer.fetch import URLFetcher
 from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.consumer.unreadable import poll_readable
 from zoomguard.detector.images import ImageLimits, decode_image
 from zoomguard.errors import BadInputError, UnavailableError
 from zoomguard.review.topic_io import read_to_end
@@ -313,7 +314,7 @@ def _read_partition(
                 )
                 pending.pop(0)
                 break
-            records = consumer.poll(timeout_ms=500).get(tp, [])
+            records = poll_readable(consumer, timeout_ms=500).get(tp, [])
             if not records:
                 highwater = consumer.highwater(tp)
                 if highwater is not None and consumer.position(tp) >= highwater:

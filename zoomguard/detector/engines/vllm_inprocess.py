@@ -28,6 +28,7 @@ from zoomguard.detector.engines.continuation import continued_prompt_ids
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.engines.token_texts import TokenPieces, answer_text, scored_tokens
 from zoomguard.errors import BadInputError, EngineUnavailableError
+from zoomguard.process_guard import watch_parent
 
 log = structlog.get_logger("zoomguard.engine")
 
@@ -110,6 +111,9 @@ class VllmInProcessEngine:
 
     async def _start_llm(self) -> None:
         _size_cpu_kv_cache(self._settings.cpu_kvcache_gib)
+        # vLLM calls this as a plugin too; called here as well, forked EngineCore/workers die with this process
+        # even where VLLM_PLUGINS leaves the plugin out or the entry point is not installed.
+        watch_parent()
         from vllm.v1.engine.async_llm import AsyncLLM
 
         try:

@@ -1,0 +1,117 @@
+"""Records the Kafka client itself cannot read: find the partition and offset, so they can be dead-lettered.
+
+Why: kafka-python raises from `poll()` for a whole fetch when one batch is corrupt (CRC), compressed with a
+codec it cannot decode, or malformed, and the position does not move: every poll (and every restart) hits the
+same batch and the partition is stuck. The client does not say which partition raised, so the probe polls
+each active partition alone (the others paused) and names the one that raises and its position. The records
+the probe reads from healthy partitions are handed back, never dropped.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.errors import CorruptRecordError, UnsupportedCodecError
+
+from zoomguard.errors import BadInputError
+
+# What poll() raises when the bytes of a batch cannot be turned into records (not network faults: the client
+# retries those itself). RuntimeError: kafka-python's wrapper of a StopIteration while unpacking a batch.
+UNREADABLE_ERRORS: tuple[type[Exception], ...] = (
+    CorruptRecordError,
+    UnsupportedCodecError,
+    struct.error,
+    ValueError,
+    IndexError,
+    RuntimeError,
+)
+
+
+class UnreadableRecordsError(BadInputError):
+    """The client cannot read a topic's records; the message names the partitions and offsets."""
+
+    kind = "unreadable_record"
+
+
+def drop_broken_batch(consumer: Any) -> None:
+    """Discard the partition data whose parsing raised, so that the next poll fetches it again.
+
+    Why reach into the fetcher: in kafka-python 3.0, after a batch raised while being unpacked, its exhausted
+    record iterator stays in line at an unchanged position, and the next poll() spins on it forever (100% CPU,
+    no heartbeat). `drain()` is the fetcher's own way to retire that data; nothing public does it."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    broken = getattr(fetcher, "_next_partition_records", None)
+    if broken is not None and hasattr(broken, "drain"):
+        broken.drain()
+
+
+@dataclass
+class ProbeResult:
+    records: list[Any] = field(default_factory=list)  # read from healthy partitions during the probe: process them
+    culprit: TopicPartition | None = None
+    offset: int | None = None  # the position that cannot be read
+    error: str = ""
+
+
+def probe_unreadable(consumer: Any, polls_per_partition: int = 10, first: TopicPartition | None = None) -> ProbeResult:
+    """On the consumer's own thread: poll each active partition alone until it yields a record or raises.
+
+    Pause state is restored afterwards; `first` is tried first (the partition that failed last time)."""
+    result = ProbeResult()
+    paused_before = set(consumer.paused())
+    active = sorted(
+        (tp for tp in consumer.assignment() if tp not in paused_before), key=lambda t: (t.topic, t.partition)
+    )
+    if first in active:
+        active.remove(first)
+        active.insert(0, first)
+    if not active:
+        return result
+    consumer.pause(*active)
+    try:
+        for tp in active:
+            consumer.resume(tp)
+            try:
+                for _ in range(polls_per_partition):
+                    batch = consumer.poll(timeout_ms=200, max_records=1)
+                    got = [record for records in batch.values() for record in records]
+                    if got:
+                        result.records.extend(got)
+                        break
+            except UNREADABLE_ERRORS as exc:
+                drop_broken_batch(consumer)
+                result.culprit, result.offset = tp, consumer.position(tp)
+                result.error = f"{type(exc).__name__}: {exc}"
+                return result
+            finally:
+                consumer.pause(tp)
+    finally:
+        consumer.resume(*active)
+    return result
+
+
+def describe_unreadable(consumer: Any, error: BaseException) -> str:
+    """For readers that stop instead of dead-lettering: which partitions, at which positions, and why."""
+    try:
+        positions = ", ".join(
+            f"{tp.topic}/{tp.partition}@{consumer.position(tp)}"
+            for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))
+        )
+    except Exception:  # the description must not hide the original error
+        positions = "unknown positions"
+    return (
+        f"the Kafka client cannot read the records at {positions or 'no assigned partition'} "
+        f"({type(error).__name__}: {error}); a corrupt batch or an unknown codec"
+    )
+
+
+def poll_readable(consumer: Any, timeout_ms: int, **kwargs: Any) -> dict[TopicPartition, list[Any]]:
+    """poll() that turns an unreadable batch into UnreadableRecordsError naming the partitions and offsets."""
+    try:
+        return dict(consumer.poll(timeout_ms=timeout_ms, **kwargs))
+    except UNREADABLE_ERRORS as exc:
+        drop_broken_batch(consumer)
+        raise UnreadableRecordsError(describe_unreadable(consumer, exc)) from exc
