@@ -161,5 +161,5 @@ def test_token_budgets_hold_the_longest_answer_the_schema_allows() -> None:
     assert locate > len('{"explanation":"' + "e" * 50 + '","regions":[' + ",".join([region] * 2) + "]")
     unicode = DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, answer_charset="unicode")
     assert unicode.answer_budgets(1000)[1] == len(longest_examine) + 3 * 50 + 1
-    with pytest.raises(ValueError, match="detector.locate_max_tokens=64 can cut answers"):
+    with pytest.raises(ValueError, match=r"detector\.locate_max_tokens=64 can cut answers"):
         DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, locate_max_tokens=64).answer_budgets(1000)
