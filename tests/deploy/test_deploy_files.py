@@ -97,7 +97,7 @@ def _pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
     for obj in _objects():
         spec = obj.get("spec", {})
         label = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["kind"] in ("Deployment", "Job"):
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield label, spec["template"]["spec"]
         elif obj["kind"] == "CronJob":
             yield label, spec["jobTemplate"]["spec"]["template"]["spec"]
@@ -766,7 +766,7 @@ def test_topics_job_script_creates_and_configures_every_topic(tmp_path: Path) ->
 
 
 def test_review_webhook_is_reachable_and_guarded() -> None:
-    deployment = _object("Deployment", "zoomguard-review-webhook")
+    deployment = _object("StatefulSet", "zoomguard-review-webhook")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["zoomguard", "review", "webhook"]
     settings = _settings_for(container)
@@ -777,3 +777,15 @@ def test_review_webhook_is_reachable_and_guarded() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     service = _object("Service", "zoomguard-review-webhook")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_review_webhook_spools_on_a_volume_of_its_own() -> None:
+    """The webhook answers once a decision is spooled: the spool must be writable and survive the pod."""
+    webhook = _object("StatefulSet", "zoomguard-review-webhook")
+    (container,) = webhook["spec"]["template"]["spec"]["containers"]
+    spool_dir = _settings_for(container).review.webhook_spool_dir
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts.get(str(spool_dir)) == "spool", f"{spool_dir} is not on the spool volume: {mounts}"
+    (claim,) = webhook["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "spool" and claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert webhook["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001

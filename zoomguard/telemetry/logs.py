@@ -30,4 +30,28 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _route_stdlib_logging(renderer)
+
+
+def _route_stdlib_logging(renderer: structlog.types.Processor) -> None:
+    """Lines from libraries (kafka-python, Pillow) and Python warnings (Pillow's "corrupt EXIF" and the like)
+    are rendered like our own lines, JSON included, instead of raw text on stderr."""
+    logging.captureWarnings(True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
+_HANDLER_NAME = "zoomguard"

@@ -35,6 +35,13 @@ class EngineSettings(BaseModel):
     structured_outputs_backend: Literal["xgrammar", "guidance"] = Field(
         "xgrammar", description="grammar backend for the JSON answers"
     )
+    mm_processor_cache_gb: float = Field(
+        0.5,
+        ge=0,
+        description="vLLM's processed-image cache (GiB), held once in this process and once in the engine core: "
+        "it only needs to keep an image from its Query 1 to its Query 2; vLLM's 4 GiB default fills with "
+        "never-repeated uploads (0 disables it: Query 2 re-processes the image)",
+    )
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="extra vLLM AsyncEngineArgs, passed through unchanged"
     )

@@ -92,6 +92,7 @@ class VllmInProcessEngine:
             "load_format": s.load_format,
             "seed": s.seed,
             "limit_mm_per_prompt": {"image": self._images_per_prompt},
+            "mm_processor_cache_gb": s.mm_processor_cache_gb,
             "structured_outputs_config": {
                 "backend": s.structured_outputs_backend,
                 "disable_any_whitespace": True,
