@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--load-format", help="vLLM load format; 'dummy' = random weights from a real config")
     bench.add_argument("--dtype", help="vLLM dtype (default: float32 for the tiny model, auto otherwise)")
     bench.add_argument("--max-pixels", type=int, help="detector.max_pixels (default: 224*224 for the tiny model)")
+    bench.add_argument(
+        "--soak", type=int, metavar="N", help="only the soak: N never-repeated uploads, RSS of every process over time"
+    )
+    bench.add_argument(
+        "--soak-cache-gb",
+        type=float,
+        action="append",
+        metavar="GIB",
+        help="engine.mm_processor_cache_gb for the soak, repeatable (one engine each, side by side; default: 0.5)",
+    )
 
     sub.add_parser("settings", help="print every setting with its environment variable and default (Markdown)")
 
@@ -127,6 +137,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _quiet_engine_logs()
         configure_logging("WARNING")
+        if args.soak:
+            from zoomguard.commands.bench import run_soak
+
+            asyncio.run(run_soak(options_from_args(args), args.out, args.soak, args.soak_cache_gb or [0.5]))
+            return 0
         asyncio.run(run_bench(options_from_args(args), args.out))
         return 0
     if args.command == "settings":

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.unit.test_hostile_images import retyped_tiff_strip_offsets, scan_bomb
 from zoomguard.samples import write_samples
 
 pytestmark = pytest.mark.engine
@@ -19,7 +20,11 @@ def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_m
     images = write_samples(tmp_path / "in", 5, seed=77, size=(400, 300))
     broken = tmp_path / "in" / "broken.jpg"
     broken.write_bytes(images[0].read_bytes()[:200])  # a truncated JPEG
-    inputs = [images[0], broken, *images[1:]]
+    fuzzed = tmp_path / "in" / "fuzzed.tif"
+    fuzzed.write_bytes(retyped_tiff_strip_offsets())  # Pillow raises TypeError on it
+    bomb = tmp_path / "in" / "bomb.jpg"
+    bomb.write_bytes(scan_bomb(20_000))  # hours of CPU if decoded
+    inputs = [images[0], broken, fuzzed, bomb, *images[1:]]
     config = tmp_path / "tiny.toml"
     config.write_text(
         '[engine]\ndtype = "float32"\nenforce_eager = true\nmax_model_len = 4096\n'
@@ -35,7 +40,9 @@ def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_m
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["input"] for line in lines] == [str(p) for p in inputs]
     assert lines[1]["error"]["kind"] == "image_decode" and "schema_version" in lines[1]
-    for line in lines[:1] + lines[2:]:
+    assert lines[2]["error"]["kind"] == "image_decode" and "TypeError" in lines[2]["error"]["message"]
+    assert lines[3]["error"]["kind"] == "image_too_large" and "max_jpeg_scans" in lines[3]["error"]["message"]
+    for line in lines[:1] + lines[4:]:
         assert line["schema_version"] == 1 and line["decision"] in ("ai_generated", "real", "uncertain")
         assert {"sha256", "width", "height"} <= set(line["image"]) and line["model"]["version"].startswith("sha256:")
         assert set(line["first_pass"]) == {"verdict", "explanation", "p_ai"}

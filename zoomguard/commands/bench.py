@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
 from zoomguard.bench.report import machine, markdown, write
 from zoomguard.bench.runs import RunResult, engine_ceiling, percentiles, pipeline
+from zoomguard.bench.soak import soak
 from zoomguard.broker import EmbeddedBroker
 from zoomguard.config import Settings, load_settings
 from zoomguard.detector.factory import build_engine
@@ -69,6 +72,65 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
     print(markdown(report))
     _say("wrote " + ", ".join(str(p) for p in paths))
     return report
+
+
+async def run_soak(options: BenchOptions, out: Path, uploads: int, cache_gib: list[float]) -> dict[str, Any]:
+    """The soak alone, once per processed-image cache size (a fresh engine each), side by side in one report."""
+    runs: dict[str, Any] = {}
+    with EmbeddedBroker() as broker:
+        for gib in cache_gib:
+            overrides = {**options.engine_overrides, "mm_processor_cache_gb": gib}
+            settings = bench_settings(replace(options, engine_overrides=overrides), broker.bootstrap)
+            engine = build_engine(settings)
+            _say(f"soak with mm_processor_cache_gb={gib}: starting the engine")
+            await engine.start()
+            try:
+
+                def progress(handled: int, total: int, rss: dict[str, float]) -> None:
+                    _say(f"soak {handled}/{total}: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+
+                result = await soak(
+                    settings,
+                    engine,
+                    uploads,
+                    size=options.image_size,
+                    max_in_flight=options.max_in_flight,
+                    progress=progress,
+                    every_s=5.0,
+                )
+            finally:
+                await engine.close()
+            runs[str(gib)] = result.to_json()
+            _say(f"soak with {gib} GiB: growth after warm-up {runs[str(gib)]['growth_after_warmup']}")
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "model": options.model,
+        "soak": {"uploads": uploads, "image_size": list(options.image_size), "by_cache_gib": runs},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(soak_markdown(report))
+    _say(f"wrote {out}")
+    return report
+
+
+def soak_markdown(report: dict[str, Any]) -> str:
+    rows = [
+        "| mm_processor_cache_gb | process | RSS after warm-up (MB) | RSS at the end (MB) | growth |",
+        "|---|---|---|---|---|",
+    ]
+    for gib, run in report["soak"]["by_cache_gib"].items():
+        uploads = run["uploads"]
+        after = [s for s in run["samples"] if s["handled"] >= 0.25 * uploads]
+        if len(after) < 2:
+            continue
+        first, last = after[0]["rss_mb"], after[-1]["rss_mb"]
+        for role, growth in run["growth_after_warmup"].items():
+            start = sum(first.values()) if role == "total" else first.get(role, 0.0)
+            end = sum(last.values()) if role == "total" else last.get(role, 0.0)
+            rows.append(f"| {gib} | {role} | {start:.0f} | {end:.0f} | {growth:.3f} |")
+    return "\n".join(rows)
 
 
 async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+from zoomguard.telemetry.native_warnings import route_libtiff_messages
+
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     """`json=None` picks JSON unless stderr is a terminal."""
@@ -34,9 +36,10 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
 
 
 def _route_stdlib_logging(renderer: structlog.types.Processor) -> None:
-    """Lines from libraries (kafka-python, Pillow) and Python warnings (Pillow's "corrupt EXIF" and the like)
-    are rendered like our own lines, JSON included, instead of raw text on stderr."""
+    """Lines from libraries (kafka-python, Pillow, libtiff's C handlers) and Python warnings (Pillow's "corrupt
+    EXIF" and the like) are rendered like our own lines, JSON included, instead of raw text on stderr."""
     logging.captureWarnings(True)
+    route_libtiff_messages()
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
