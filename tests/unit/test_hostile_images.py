@@ -133,6 +133,22 @@ def test_a_configured_limit_above_pillows_own_threshold_is_honoured() -> None:
     assert "the limit is 100,000,000 (detector.limits.max_pixels)" in str(refused.value)
 
 
+# A mutation of Pillow's Tests/images/decompression_bomb.gif (44 bytes): its frame declares 65535 x 127017, and
+# with Pillow's own guard off the GIF plugin fills that at open() (15 s, 4 GB) before any check of ours runs.
+GIF_FRAME_BOMB = (
+    b"GIF89a \x00 \x00\xf1\x03\x00\xc2\x00\x00\xff\x00\x00\xff\xff\x00\xff\xff\x0e!\xf9\x04\xc9\x00\x000\x00,"
+    b"\x00\x00\x00\xff\xff\xff)\xf1\x00\x8f"
+)
+
+
+def test_a_gif_whose_frame_is_a_bomb_is_refused_at_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # even if someone turned Pillow's guard off
+    started = time.perf_counter()
+    with pytest.raises(ImageTooLargeError, match=r"the limit is 50,000,000 \(detector.limits.max_pixels\)"):
+        decode_image(GIF_FRAME_BOMB)
+    assert time.perf_counter() - started < 1.0
+
+
 def test_the_decoded_budget_must_hold_the_largest_image() -> None:
     with pytest.raises(ValueError, match="max_decoded_pixels"):
         ImageLimits(max_pixels=10, max_decoded_pixels=9)

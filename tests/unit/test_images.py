@@ -337,17 +337,17 @@ def test_decompression_bomb_is_refused_before_decoding(
     assert time.perf_counter() - started < 1.0
 
 
-def test_pixel_limit_is_checked_per_call_not_via_pillow_globals(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_limit_is_checked_per_call_and_pillows_guard_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # someone disabled Pillow's own guard
-    with pytest.raises(ImageTooLargeError, match="12000x12000"):
+    with pytest.raises(ImageTooLargeError, match="144,000,000 pixels; the limit is 10,000,000"):
         decode_image(one_bit_png(12_000, 12_000), ImageLimits(max_pixels=10_000_000))
-    assert Image.MAX_IMAGE_PIXELS is None  # and decode_image did not set it either
+    assert Image.MAX_IMAGE_PIXELS == 5_000_000  # Pillow refuses above twice this: exactly our limit
 
 
-def test_decode_leaves_pillow_global_limit_alone() -> None:
-    before = Image.MAX_IMAGE_PIXELS
+def test_decode_never_lowers_pillows_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 80_000_000)
     decode_image(encode(noise(8, 8), "PNG"), ImageLimits(max_pixels=100))
-    assert before == Image.MAX_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == 80_000_000  # another caller may allow more; each call checks its own
 
 
 @pytest.mark.parametrize(("max_pixels", "fits"), [(10_000, True), (9_999, False)])

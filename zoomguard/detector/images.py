@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,10 +30,13 @@ _OPEN_ORDER: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _REPORTED_AS = {"MPO": "JPEG"}
 _SUPPORTED_TEXT = "JPEG, PNG, WebP, GIF, BMP, TIFF"
 
-# Pillow's own bomb threshold (89.5 Mpx, an error at twice that) is fixed for the whole process; it would make
-# a configured max_pixels above it useless and quote its numbers instead of ours. Every untrusted image enters
-# through decode_image / probe_image, whose per-call check on the declared size is the only authority.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own bomb check runs inside open() (some plugins allocate there: a 44-byte GIF whose frame declares
+# 65535 x 127017 makes the GIF plugin fill 8 Gpx, 15 s and 4 GB, before open returns), so it must stay on. It
+# raises above twice Image.MAX_IMAGE_PIXELS (a process-wide value, 89.5 Mpx by default, which would make a larger
+# configured max_pixels useless): `_align_pillow_limit` sets it to half the largest max_pixels in use, so
+# Pillow refuses exactly what ours refuses, and its warning below that is silenced (ours is the message).
+_PILLOW_LIMIT_LOCK = threading.Lock()
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _UNSIGNED_16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _DEEP_GREY_MODES = _UNSIGNED_16_MODES | {"I", "F"}
@@ -125,9 +131,19 @@ def decode_thumbnail(data: bytes, side: int, limits: ImageLimits = ImageLimits()
     return rgb
 
 
+def _align_pillow_limit(max_pixels: int) -> None:
+    """Never lowers it: another caller in this process may allow more (each call still checks its own)."""
+    wanted = (max_pixels + 1) // 2
+    with _PILLOW_LIMIT_LOCK:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is None or current < wanted:
+            Image.MAX_IMAGE_PIXELS = wanted
+
+
 def _open_checked(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
     _check_byte_size(data, limits)
-    source = _open(data)
+    _align_pillow_limit(limits.max_pixels)
+    source = _open(data, limits)
     try:
         _check_declared_size(source, limits)
         if _format_of(source) == "JPEG":
@@ -160,10 +176,16 @@ def _check_byte_size(data: bytes, limits: ImageLimits) -> None:
         )
 
 
-def _open(data: bytes) -> ImageFile.ImageFile:
+def _open(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
     """Read the header only, with just the supported parsers (fewer parsers, less attack surface)."""
     try:
         return Image.open(io.BytesIO(data), formats=list(_OPEN_ORDER))
+    except Image.DecompressionBombError as exc:  # Pillow's guard, aligned with ours: say it in our terms
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)):,}" if found else f"more than {limits.max_pixels:,}"
+        raise ImageTooLargeError(
+            f"image declares {declared} pixels; the limit is {limits.max_pixels:,} (detector.limits.max_pixels)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(f"unsupported image format or unreadable header (supported: {_SUPPORTED_TEXT})") from exc
     except Exception as exc:  # fuzzed headers make Pillow raise TypeError and worse, not only OSError
