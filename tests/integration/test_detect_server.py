@@ -84,5 +84,5 @@ def test_cli_detect_with_server(tmp_path: Path, tiny_model: Path, vllm_server: s
     assert result.returncode == 1, result.stderr  # one input failed
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["input"] for line in lines] == [*map(str, images), str(missing)]
-    assert all("decision" in line for line in lines[:3])
+    assert all("decision" in line for line in lines[:3]), lines[:3]
     assert lines[3]["error"]["kind"] == "io"

@@ -59,3 +59,31 @@ def test_digits_tokenise_one_by_one(tiny_model: Path, digits: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     pieces = tokenizer.convert_ids_to_tokens(tokenizer(digits)["input_ids"])
     assert all(len(p) == 1 for p in pieces if any(ch.isdigit() for ch in p))
+
+
+@pytest.mark.parametrize("caps", [{}, {"explanation_max_chars": 1000, "finding_max_chars": 300}])
+def test_answer_schemas_compile_against_a_real_tokenizer(tiny_model: Path, caps: dict[str, int]) -> None:
+    """xgrammar refuses long regex repetitions only when compiling against a tokenizer (as vLLM does, and a
+    server answers HTTP 500): the default and large caps must compile for both queries."""
+    import json
+
+    import xgrammar
+    from transformers import AutoTokenizer
+
+    from zoomguard.detector.settings import DetectorSettings
+    from zoomguard.schemas.answers import ExamineAnswer, LocateAnswer, response_schema
+
+    settings = DetectorSettings(**caps)  # type: ignore[arg-type]
+    compiler = xgrammar.GrammarCompiler(
+        xgrammar.TokenizerInfo.from_huggingface(AutoTokenizer.from_pretrained(tiny_model))
+    )
+    for answer in (LocateAnswer, ExamineAnswer):
+        schema = response_schema(
+            answer,
+            max_regions=settings.max_regions,
+            explanation_max_chars=settings.explanation_max_chars,
+            finding_max_chars=settings.finding_max_chars,
+            coordinate_max=14_167,
+            charset=settings.answer_charset,
+        )
+        compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)

@@ -13,6 +13,7 @@ from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import encode, make_image
+from zoomguard.schemas.answers import ascii_text_pattern
 from zoomguard.schemas.detection import Detection, ModelInfo
 
 MODEL = ModelInfo(name="scripted", version="v1", family="qwen2_5_vl")
@@ -143,7 +144,7 @@ def test_answer_schemas_are_sent_with_caps() -> None:
     _, engine = _detect(lambda r: (_answer("real", []) if _is_locate(r) else _answer("real"), 0.1), settings)
     locate_schema = engine.requests[0].json_schema
     assert locate_schema["properties"]["regions"]["maxItems"] == 3
-    assert locate_schema["properties"]["explanation"]["pattern"] == "^[ -!#-\\[\\]-~]{0,99}$"  # ascii by default
+    assert locate_schema["properties"]["explanation"]["pattern"] == ascii_text_pattern(99)  # ascii by default
     assert list(locate_schema["properties"]) == ["explanation", "regions", "verdict"]
     coordinate = locate_schema["properties"]["regions"]["items"]["properties"]["bbox_2d"]["items"]
     assert coordinate["minimum"] == 0 and coordinate["maximum"] >= 1000
@@ -162,4 +163,26 @@ def test_token_budgets_hold_the_longest_answer_the_schema_allows() -> None:
     unicode = DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, answer_charset="unicode")
     assert unicode.answer_budgets(1000)[1] == len(longest_examine) + 3 * 50 + 1
     with pytest.raises(ValueError, match=r"detector\.locate_max_tokens=64 can cut answers"):
-        DetectorSettings(max_regions=2, explanation_max_chars=50, finding_max_chars=10, locate_max_tokens=64).answer_budgets(1000)
+        DetectorSettings(
+            max_regions=2, explanation_max_chars=50, finding_max_chars=10, locate_max_tokens=64
+        ).answer_budgets(1000)
+
+
+@pytest.mark.parametrize("cap", [1, 99, 127, 128, 129, 255, 256, 600, 1000])
+def test_the_ascii_cap_admits_exactly_up_to_the_cap(cap: int) -> None:
+    """Checked with the grammar backend the engines use, not with Python's re alone."""
+    import re
+
+    import xgrammar
+    from xgrammar.testing import _is_grammar_accept_string
+
+    pattern = ascii_text_pattern(cap)
+    schema = {"type": "object", "properties": {"t": {"type": "string", "pattern": pattern}}, "required": ["t"]}
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+    for length in sorted({0, 1, cap - 1, cap, cap + 1, cap // 2, 128, 129} - {-1}):
+        text = "a~ " * (length // 3) + "b" * (length % 3)
+        fits = length <= cap
+        assert bool(re.fullmatch(pattern.strip("^$"), text)) is fits, (cap, length)
+        assert _is_grammar_accept_string(grammar, json.dumps({"t": text}, separators=(",", ":"))) is fits, (cap, length)
+    assert not _is_grammar_accept_string(grammar, '{"t":"a\\"b"}')  # no escapes
+    assert not _is_grammar_accept_string(grammar, '{"t":"café"}')  # ASCII only

@@ -91,9 +91,26 @@ def response_schema(
 
 def _cap_text(node: dict[str, Any], max_chars: int, charset: Charset) -> None:
     if charset == "ascii":
-        node["pattern"] = f"^{_ASCII_TEXT}{{0,{max_chars}}}$"
+        node["pattern"] = ascii_text_pattern(max_chars)
     else:
         node["maxLength"] = max_chars
+
+
+# xgrammar 0.1 fails to compile a regex repetition above 128 against a real tokenizer ("Check failed:
+# per_rule_fsm_hashes"), so longer caps are written as runs of at most 128.
+_RUN = 128
+
+
+def ascii_text_pattern(max_chars: int) -> str:
+    """Up to `max_chars` characters of _ASCII_TEXT as a regex, unambiguous, with no repetition above 128:
+    a length below 128k is k-1 or fewer full runs plus a shorter tail, the rest k full runs plus the remainder."""
+    full, rest = divmod(max_chars, _RUN)
+    text = _ASCII_TEXT
+    if full == 0:
+        return f"^{text}{{0,{rest}}}$"
+    below = f"(?:{text}{{{_RUN}}}){{0,{full - 1}}}{text}{{0,{_RUN - 1}}}" if full > 1 else f"{text}{{0,{_RUN - 1}}}"
+    top = f"(?:{text}{{{_RUN}}}){{{full}}}{text}{{0,{rest}}}"
+    return f"^(?:{below}|{top})$"
 
 
 def worst_case_tokens(
