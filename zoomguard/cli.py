@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GIB",
         help="engine.mm_processor_cache_gb for the soak, repeatable (one engine each, side by side; default: 0.5)",
     )
+    bench.add_argument(
+        "--soak-warmup", type=float, default=0.25, help="share of the soak's uploads before growth is measured"
+    )
 
     sub.add_parser("settings", help="print every setting with its environment variable and default (Markdown)")
 
@@ -140,7 +143,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.soak:
             from zoomguard.commands.bench import run_soak
 
-            asyncio.run(run_soak(options_from_args(args), args.out, args.soak, args.soak_cache_gb or [0.5]))
+            cache_gib = args.soak_cache_gb or [0.5]
+            asyncio.run(run_soak(options_from_args(args), args.out, args.soak, cache_gib, args.soak_warmup))
             return 0
         asyncio.run(run_bench(options_from_args(args), args.out))
         return 0

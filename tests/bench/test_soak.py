@@ -30,6 +30,14 @@ def test_growth_is_measured_from_the_end_of_the_warm_up() -> None:
     flat = SoakResult(uploads=1000, seconds=10.0, samples=[_sample(250, 900, 1000), _sample(1000, 920, 1040)])
     assert flat.to_json()["flat"] is True
     assert growth_after_warmup(samples[:1], uploads=1000) == {}
+    with_broker = [
+        RssSample(250, 1.0, {"worker": 900, "broker": 80}),
+        RssSample(1000, 2.0, {"worker": 910, "broker": 400}),  # the benchmark's broker keeps every record
+    ]
+    assert growth_after_warmup(with_broker, uploads=1000) == {
+        "worker": pytest.approx(910 / 900, abs=1e-3),
+        "total": pytest.approx(910 / 900, abs=1e-3),
+    }
 
 
 @pytest.mark.engine

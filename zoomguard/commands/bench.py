@@ -14,7 +14,7 @@ from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
 from zoomguard.bench.report import machine, markdown, write
 from zoomguard.bench.runs import RunResult, engine_ceiling, percentiles, pipeline
-from zoomguard.bench.soak import soak
+from zoomguard.bench.soak import NOT_THE_WORKER, soak
 from zoomguard.broker import EmbeddedBroker
 from zoomguard.config import Settings, load_settings
 from zoomguard.detector.factory import build_engine
@@ -74,7 +74,9 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
     return report
 
 
-async def run_soak(options: BenchOptions, out: Path, uploads: int, cache_gib: list[float]) -> dict[str, Any]:
+async def run_soak(
+    options: BenchOptions, out: Path, uploads: int, cache_gib: list[float], warmup_share: float = 0.25
+) -> dict[str, Any]:
     """The soak alone, once per processed-image cache size (a fresh engine each), side by side in one report."""
     runs: dict[str, Any] = {}
     with EmbeddedBroker() as broker:
@@ -97,6 +99,7 @@ async def run_soak(options: BenchOptions, out: Path, uploads: int, cache_gib: li
                     max_in_flight=options.max_in_flight,
                     progress=progress,
                     every_s=5.0,
+                    warmup_share=warmup_share,
                 )
             finally:
                 await engine.close()
@@ -122,15 +125,19 @@ def soak_markdown(report: dict[str, Any]) -> str:
     ]
     for gib, run in report["soak"]["by_cache_gib"].items():
         uploads = run["uploads"]
-        after = [s for s in run["samples"] if s["handled"] >= 0.25 * uploads]
+        after = [s for s in run["samples"] if s["handled"] >= run["warmup_share"] * uploads]
         if len(after) < 2:
             continue
         first, last = after[0]["rss_mb"], after[-1]["rss_mb"]
         for role, growth in run["growth_after_warmup"].items():
-            start = sum(first.values()) if role == "total" else first.get(role, 0.0)
-            end = sum(last.values()) if role == "total" else last.get(role, 0.0)
+            start = _worker_total(first) if role == "total" else first.get(role, 0.0)
+            end = _worker_total(last) if role == "total" else last.get(role, 0.0)
             rows.append(f"| {gib} | {role} | {start:.0f} | {end:.0f} | {growth:.3f} |")
     return "\n".join(rows)
+
+
+def _worker_total(rss_mb: dict[str, float]) -> float:
+    return sum(mb for role, mb in rss_mb.items() if role not in NOT_THE_WORKER)
 
 
 async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:
