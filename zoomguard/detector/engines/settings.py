@@ -38,9 +38,9 @@ class EngineSettings(BaseModel):
     mm_processor_cache_gb: float = Field(
         0.5,
         ge=0,
-        description="vLLM's processed-image cache (GiB), held once in this process and once in the engine core: "
-        "it only needs to keep an image from its Query 1 to its Query 2; vLLM's 4 GiB default fills with "
-        "never-repeated uploads (0 disables it: Query 2 re-processes the image)",
+        description="vLLM's processed-image cache (GiB), held in this process and again in the engine core; it "
+        "fills with never-repeated uploads up to this bound (vLLM's default, 4, looks like a leak). A hit only "
+        "saves Query 2 re-running the image processor on the CPU; 0 disables it",
     )
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="extra vLLM AsyncEngineArgs, passed through unchanged"
