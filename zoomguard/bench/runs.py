@@ -99,22 +99,7 @@ async def pipeline(
     """Events through the real broker and worker to verdicts. With `pace_ips`, events are produced at that
     rate while the worker runs (latency under load); otherwise they wait as a backlog (throughput)."""
     tag = uuid.uuid4().hex[:8]
-    topics = {"input": f"bench.{tag}.in", "verdicts": f"bench.{tag}.verdicts", "review": f"bench.{tag}.review",
-              "dead_letter": f"bench.{tag}.dlq"}  # fmt: skip
-    run_settings = Settings.model_validate(
-        {
-            **settings.model_dump(),
-            "topics": topics,
-            "kafka": {**settings.kafka.model_dump(), "group_id": f"bench-{tag}"},
-            "worker": {
-                **settings.worker.model_dump(),
-                "max_in_flight": max_in_flight,
-                "low_water": max_in_flight // 2,
-                "audit_rate": 0.0,
-            },
-        }
-    )
-    ensure_topics(run_settings.kafka, list(topics.values()), partitions=4)
+    run_settings, topics = run_settings_for(settings, "bench", tag, max_in_flight)
     producer = make_producer(run_settings.kafka)
     if pace_ips is None:
         for index, data in enumerate(images):
@@ -159,6 +144,31 @@ async def pipeline(
         producer.close()
     ips, span = throughput(marks.get("first", min(completions, default=0.0)), completions)
     return RunResult(len(images), span, ips, tuple(latencies), sampler.peak_mb)
+
+
+def run_settings_for(
+    settings: Settings, prefix: str, tag: str, max_in_flight: int, **worker: Any
+) -> tuple[Settings, dict[str, str]]:
+    """Fresh topics (created here) and consumer group for one measured run, and its window: runs never share
+    records or committed offsets."""
+    topics = {"input": f"{prefix}.{tag}.in", "verdicts": f"{prefix}.{tag}.verdicts",
+              "review": f"{prefix}.{tag}.review", "dead_letter": f"{prefix}.{tag}.dlq"}  # fmt: skip
+    run_settings = Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "topics": topics,
+            "kafka": {**settings.kafka.model_dump(), "group_id": f"{prefix}-{tag}"},
+            "worker": {
+                **settings.worker.model_dump(),
+                "max_in_flight": max_in_flight,
+                "low_water": max_in_flight // 2,
+                "audit_rate": 0.0,
+                **worker,
+            },
+        }
+    )
+    ensure_topics(run_settings.kafka, list(topics.values()), partitions=4)
+    return run_settings, topics
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:

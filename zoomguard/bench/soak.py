@@ -18,9 +18,9 @@ from typing import Any
 
 import psutil
 
-from zoomguard.bench.runs import image_event
+from zoomguard.bench.runs import image_event, run_settings_for
 from zoomguard.config import Settings
-from zoomguard.consumer.kafka_io import ensure_topics, make_producer
+from zoomguard.consumer.kafka_io import make_producer
 from zoomguard.consumer.service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.samples import encode, make_image
@@ -133,23 +133,7 @@ async def soak(
     progress: Any = None,
 ) -> SoakResult:
     tag = uuid.uuid4().hex[:8]
-    topics = {"input": f"soak.{tag}.in", "verdicts": f"soak.{tag}.verdicts", "review": f"soak.{tag}.review",
-              "dead_letter": f"soak.{tag}.dlq"}  # fmt: skip
-    run_settings = Settings.model_validate(
-        {
-            **settings.model_dump(),
-            "topics": topics,
-            "kafka": {**settings.kafka.model_dump(), "group_id": f"soak-{tag}"},
-            "worker": {
-                **settings.worker.model_dump(),
-                "max_in_flight": max_in_flight,
-                "low_water": max_in_flight // 2,
-                "audit_rate": 0.0,
-                "cache_entries": 0,
-            },
-        }
-    )
-    ensure_topics(run_settings.kafka, list(topics.values()), partitions=4)
+    run_settings, topics = run_settings_for(settings, "soak", tag, max_in_flight, cache_entries=0)
     await asyncio.to_thread(_produce, run_settings, topics["input"], uploads, size, seed, tag)
 
     handled = 0
