@@ -241,3 +241,19 @@ def test_a_cancelled_waiter_gives_its_turn_away() -> None:
         return budget.in_use
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_probed_jpeg_is_walked_for_scans_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """detect and review thumbnails probe first (to reserve pixels), then decode: one walk over the bytes."""
+    from zoomguard.detector import images
+
+    calls: list[int] = []
+    real = images.count_jpeg_scans
+    monkeypatch.setattr(images, "count_jpeg_scans", lambda data, stop_after: calls.append(1) or real(data, stop_after))
+    data = encode(noise(64, 64), "JPEG", progressive=True)
+    header = probe_image(data)
+    decode_image(data, probed=header)
+    decode_thumbnail(data, 32, probed=header)
+    assert len(calls) == 1
+    decode_image(data)  # unprobed bytes are always walked
+    assert len(calls) == 2

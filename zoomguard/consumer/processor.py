@@ -24,7 +24,7 @@ from zoomguard.consumer.fetch import URLFetcher
 from zoomguard.consumer.routing import route
 from zoomguard.consumer.settings import TopicSettings, WorkerSettings
 from zoomguard.consumer.unreadable import UnreadableRecordsError
-from zoomguard.detector.images import ImageLimits, decode_thumbnail, probe_image
+from zoomguard.detector.images import ImageHeader, ImageLimits, decode_thumbnail, probe_image
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
 from zoomguard.schemas.detection import Detection, ErrorInfo
@@ -287,12 +287,12 @@ class EventProcessor:
         header = await asyncio.to_thread(probe_image, data, self._limits)
         lease = await self._detector.pixel_budget.acquire(header.pixels)
         try:
-            return await asyncio.to_thread(self._encode_thumbnail, data)
+            return await asyncio.to_thread(self._encode_thumbnail, data, header)
         finally:
             lease.release()
 
-    def _encode_thumbnail(self, data: bytes) -> str:
-        image = decode_thumbnail(data, self._worker.review_thumbnail_side, self._limits)
+    def _encode_thumbnail(self, data: bytes, header: ImageHeader) -> str:
+        image = decode_thumbnail(data, self._worker.review_thumbnail_side, self._limits, probed=header)
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -107,9 +107,12 @@ def probe_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageHeader
         source.close()
 
 
-def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedImage:
-    """Untrusted bytes -> RGB pixels. Every refusal is a BadInputError: dead-lettered, never retried."""
-    source = _open_checked(data, limits)
+def decode_image(
+    data: bytes, limits: ImageLimits = ImageLimits(), *, probed: ImageHeader | None = None
+) -> DecodedImage:
+    """Untrusted bytes -> RGB pixels. Every refusal is a BadInputError: dead-lettered, never retried.
+    `probed`: what `probe_image` returned for these very bytes; its walk over a JPEG's scans is not repeated."""
+    source = _open_checked(data, limits, scans_checked=probed is not None)
     fmt = _format_of(source)
     _load_first_frame(source, fmt)
     rgb = _upright_rgb(source, fmt)
@@ -117,10 +120,12 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
     return DecodedImage(image=rgb, sha256=digest, width=rgb.width, height=rgb.height, format=fmt)
 
 
-def decode_thumbnail(data: bytes, side: int, limits: ImageLimits = ImageLimits()) -> Image.Image:
+def decode_thumbnail(
+    data: bytes, side: int, limits: ImageLimits = ImageLimits(), *, probed: ImageHeader | None = None
+) -> Image.Image:
     """Upright RGB no larger than side x side. JPEGs decode at a reduced DCT scale (draft), so a 50 Mpx photo
-    never exists at full size for a 1024 px review thumbnail."""
-    source = _open_checked(data, limits)
+    never exists at full size for a 1024 px review thumbnail. `probed` as in decode_image."""
+    source = _open_checked(data, limits, scans_checked=probed is not None)
     fmt = _format_of(source)
     if fmt == "JPEG":
         with contextlib.suppress(Exception):  # draft is an optimisation: a full decode is still correct
@@ -140,13 +145,13 @@ def _align_pillow_limit(max_pixels: int) -> None:
             Image.MAX_IMAGE_PIXELS = wanted
 
 
-def _open_checked(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
+def _open_checked(data: bytes, limits: ImageLimits, *, scans_checked: bool = False) -> ImageFile.ImageFile:
     _check_byte_size(data, limits)
     _align_pillow_limit(limits.max_pixels)
     source = _open(data, limits)
     try:
         _check_declared_size(source, limits)
-        if _format_of(source) == "JPEG":
+        if _format_of(source) == "JPEG" and not scans_checked:
             _check_scans(data, limits)
     except BaseException:
         source.close()

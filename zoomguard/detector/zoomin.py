@@ -11,6 +11,7 @@ produced it, even when a new version is promoted halfway through.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,7 +161,8 @@ class ZoomInDetector:
             header = await asyncio.to_thread(probe_image, data, self._settings.limits)
             lease = await self._pixels.acquire(header.pixels)
             try:
-                original = _Original(await asyncio.to_thread(decode_image, data, self._settings.limits))
+                decode = functools.partial(decode_image, data, self._settings.limits, probed=header)
+                original = _Original(await asyncio.to_thread(decode))
             except BaseException:
                 lease.release()
                 raise
