@@ -26,7 +26,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 docs: setup
-	$(PY) -m zoomguard.settings_reference
+	$(PY) -m zoomguard.app.settings_reference
 
 bench: setup
 	$(VENV)/bin/zoomguard bench --quick --out bench-out/report.json

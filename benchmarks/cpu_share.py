@@ -38,9 +38,9 @@ async def rounds(images: int, count: int, seed: int, barrier: Path | None, engin
     """Run in a child process: print one RESULT line per round."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    from zoomguard.app.config import load_settings
     from zoomguard.bench.runs import engine_ceiling, process_tree_cpu_seconds
     from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE
-    from zoomguard.config import load_settings
     from zoomguard.detector.factory import build_engine
     from zoomguard.samples import make_samples
 

@@ -19,8 +19,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from zoomguard.detector.images import decode_image, decode_thumbnail
 from zoomguard.errors import BadInputError
+from zoomguard.media.images import decode_image, decode_thumbnail
 from zoomguard.telemetry.logs import configure_logging
 
 

@@ -37,9 +37,9 @@ async def main(images: int, rounds: int) -> None:
     import vllm
     from vllm.sampling_params import RequestOutputKind
 
+    from zoomguard.app.config import load_settings
     from zoomguard.bench.runs import engine_ceiling
     from zoomguard.commands.bench import _TINY_DETECTOR, _TINY_ENGINE
-    from zoomguard.config import load_settings
     from zoomguard.detector.factory import build_engine
     from zoomguard.detector.tiny_model import build_tiny_model
     from zoomguard.samples import make_samples

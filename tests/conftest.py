@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from tests.support import LoopThread, free_port
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings, load_settings
+from zoomguard.app.config import Settings, load_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
 from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")

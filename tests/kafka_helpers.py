@@ -14,13 +14,13 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.support import LoopThread
-from zoomguard.config import Settings
-from zoomguard.consumer.kafka_io import ensure_topics
-from zoomguard.consumer.service import run_service
-from zoomguard.consumer.worker import WorkerStats
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.clients import ensure_topics
 from zoomguard.samples import image_event_json
 from zoomguard.telemetry.bundle import Telemetry
+from zoomguard.worker.loop import WorkerStats
 
 # Join a group in ~1 s on the embedded broker (see shared notes: join time = session timeout / 2 s).
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
@@ -40,7 +40,7 @@ def unique_topics(prefix: str) -> dict[str, str]:
 def kafka_overrides(bootstrap: str, prefix: str, partitions: int = 3) -> dict[str, Any]:
     topics = unique_topics(prefix)
     settings = {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-{uuid.uuid4().hex[:8]}", **FAST_GROUP}
-    from zoomguard.consumer.settings import KafkaSettings
+    from zoomguard.worker.settings import KafkaSettings
 
     ensure_topics(KafkaSettings(**settings), list(topics.values()), partitions=partitions)
     return {"kafka": settings, "topics": topics}

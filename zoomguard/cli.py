@@ -149,7 +149,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         asyncio.run(run_bench(options_from_args(args), args.out))
         return 0
     if args.command == "settings":
-        from zoomguard.settings_reference import settings_reference
+        from zoomguard.app.settings_reference import settings_reference
 
         print(settings_reference())
         return 0
@@ -160,8 +160,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(path)
         return 0
     if args.command == "detect":
+        from zoomguard.app.config import load_settings
         from zoomguard.commands.detect import run_detect
-        from zoomguard.config import load_settings
 
         _quiet_engine_logs()
         settings = load_settings(args.config, _overrides(args))
@@ -176,8 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     if args.command == "run":
+        from zoomguard.app.config import load_settings
         from zoomguard.commands.run import run_worker
-        from zoomguard.config import load_settings
         from zoomguard.telemetry.logs import configure_logging
 
         _quiet_engine_logs()

@@ -11,8 +11,8 @@ from tests.conftest import tiny_settings
 from tests.kafka_helpers import FAST_GROUP
 from tests.support import LoopThread
 from zoomguard.bench.soak import RssSample, SoakResult, growth_after_warmup, soak
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 
 
 def _sample(handled: int, worker: float, core: float) -> RssSample:

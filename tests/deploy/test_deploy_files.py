@@ -30,9 +30,9 @@ from kubernetes_validate.utils import SchemaNotFoundError
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from zoomguard.config import ENV_PREFIX, Settings, load_settings
+from zoomguard.app.config import ENV_PREFIX, Settings, load_settings
+from zoomguard.app.settings_reference import _walk
 from zoomguard.detector.factory import build_engine
-from zoomguard.settings_reference import _walk
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from zoomguard.cli import main
+from zoomguard.dataset.records import TrainingRecord, read_manifest, read_split, split_of, write_dataset
 from zoomguard.samples import make_samples
-from zoomguard.training.records import TrainingRecord, read_manifest, read_split, split_of, write_dataset
 
 SIZE = (320, 240)
 

@@ -15,18 +15,18 @@ import pytest
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.cli import main
-from zoomguard.consumer.kafka_io import ensure_topics
-from zoomguard.consumer.routing import route
-from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.dataset.collect import collect as run_collect
+from zoomguard.dataset.records import read_manifest, read_split
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.clients import ensure_topics
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
-from zoomguard.training.collect import collect as run_collect
-from zoomguard.training.records import read_manifest, read_split
+from zoomguard.worker.routing import route
+from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

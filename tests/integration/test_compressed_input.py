@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import committed, image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]

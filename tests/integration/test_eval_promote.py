@@ -24,16 +24,16 @@ from PIL import Image
 
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import read_all
+from zoomguard.app.config import Settings
 from zoomguard.cli import main
-from zoomguard.config import Settings
-from zoomguard.consumer.kafka_io import ensure_topics
-from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.dataset.records import TrainingRecord, write_dataset
+from zoomguard.evaluation.runner import evaluate_dataset
+from zoomguard.kafka.clients import ensure_topics
+from zoomguard.promotion.promote import promote
+from zoomguard.promotion.registry import Registry
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
-from zoomguard.training.evaluate import evaluate_dataset
-from zoomguard.training.promote import promote
-from zoomguard.training.records import TrainingRecord, write_dataset
-from zoomguard.training.registry import Registry
+from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]
 

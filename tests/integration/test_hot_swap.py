@@ -21,15 +21,15 @@ import pytest
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import TopicWatcher, image_event, inline, kafka_overrides, produce, wait_for
 from tests.support import LoopThread
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings
-from zoomguard.consumer.service import run_service
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
 from zoomguard.detector.calibration import calibrate
 from zoomguard.detector.engines.base import Adapter, AdapterLoadError
 from zoomguard.detector.engines.openai_server import OpenAIServerEngine
 from zoomguard.detector.engines.vllm_inprocess import VllmInProcessEngine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ServingModel
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
 from zoomguard.schemas.review import Calibration, ModelUpdate

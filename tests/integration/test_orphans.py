@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from tests.support import free_port
-from zoomguard.broker import EmbeddedBroker
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.process_guard import TERMINATE_GRACE_S, watch_parent
 from zoomguard.samples import write_samples
 

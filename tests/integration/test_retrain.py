@@ -17,17 +17,17 @@ import pytest
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.cli import main
-from zoomguard.consumer.kafka_io import ensure_topics
-from zoomguard.consumer.settings import KafkaSettings
+from zoomguard.dataset.records import read_manifest
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.clients import ensure_topics
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.promotion.registry import Registry
+from zoomguard.promotion.retrain import REPORT_FILE, retrain
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
-from zoomguard.training.records import read_manifest
-from zoomguard.training.registry import Registry
-from zoomguard.training.retrain import REPORT_FILE, retrain
 from zoomguard.training.trl_common import SUMMARY_FILE
+from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 
@@ -114,7 +114,7 @@ def _raw(broker: EmbeddedBroker, topic: str) -> list[bytes]:
 def test_retrain_with_too_little_data_trains_nothing_and_exits_0(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zoomguard.training.records import write_dataset
+    from zoomguard.dataset.records import write_dataset
 
     write_dataset(tmp_path / "dataset", [], {"source": "test"})
     config = tmp_path / "config.json"

@@ -19,18 +19,18 @@ import pytest
 
 from tests.kafka_helpers import produce, read_all, read_json, wait_for
 from tests.support import free_port
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.cli import main
-from zoomguard.consumer.kafka_io import ensure_topics
-from zoomguard.consumer.routing import route
-from zoomguard.consumer.settings import KafkaSettings
 from zoomguard.errors import UnavailableError
+from zoomguard.kafka.clients import ensure_topics
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.review.topic_io import DecisionPublisher, read_to_end, spool_publisher
 from zoomguard.review.webhook import WebhookService
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
+from zoomguard.worker.routing import route
+from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_all, run_until_handled, wait_for
 from tests.support import LoopThread, TcpProxy, free_port
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.consumer.service import run_service
+from zoomguard.app.worker_service import run_service
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import LocalImageServer, make_samples
 from zoomguard.telemetry.bundle import build_telemetry
 

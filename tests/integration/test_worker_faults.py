@@ -31,9 +31,9 @@ from tests.kafka_helpers import (
     wait_for,
 )
 from tests.support import LoopThread, TcpProxy
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings
-from zoomguard.consumer.service import run_service
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]

@@ -21,8 +21,8 @@ from tests.kafka_helpers import (
     run_until_handled,
 )
 from tests.support import LoopThread
-from zoomguard.broker import EmbeddedBroker
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import LocalImageServer, make_samples
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]

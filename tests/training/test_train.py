@@ -11,15 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from zoomguard.app.config import Settings, load_settings
 from zoomguard.cli import main
-from zoomguard.config import Settings, load_settings
+from zoomguard.dataset.conversations import ConversationSpec, build_samples
+from zoomguard.dataset.records import TrainingRecord, write_dataset
 from zoomguard.detector.engines.base import Turn
 from zoomguard.detector.engines.vllm_inprocess import _chat_messages
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS
 from zoomguard.samples import encode, make_image
-from zoomguard.training.conversations import ConversationSpec, build_samples
 from zoomguard.training.grpo import train_grpo
-from zoomguard.training.records import TrainingRecord, write_dataset
 from zoomguard.training.sft import train_sft
 from zoomguard.training.trl_common import ADAPTER_DIR, SUMMARY_FILE, TrainJob, check_model
 

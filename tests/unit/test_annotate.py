@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from zoomguard.config import load_settings
-from zoomguard.detector.engines.base import GenerationRequest
-from zoomguard.detector.engines.scripted import ScriptedEngine
-from zoomguard.detector.families import FAMILIES
-from zoomguard.detector.geometry import Box
-from zoomguard.errors import BadInputError, ConfigError
-from zoomguard.samples import make_samples
-from zoomguard.training.annotate import annotate_dataset, teacher_engine_settings
-from zoomguard.training.annotate_settings import AnnotateSettings
-from zoomguard.training.records import TrainingRecord, read_manifest, read_split, split_of, write_dataset
-from zoomguard.training.teacher import (
+from zoomguard.app.config import load_settings
+from zoomguard.dataset.records import TrainingRecord, read_manifest, read_split, split_of, write_dataset
+from zoomguard.dataset.settings import AnnotateSettings
+from zoomguard.dataset.teacher import (
     TeacherAnswer,
     fill,
     need_of,
@@ -28,6 +21,13 @@ from zoomguard.training.teacher import (
     teacher_prompt,
     teacher_schema,
 )
+from zoomguard.dataset.teacher_labels import annotate_dataset, teacher_engine_settings
+from zoomguard.detector.engines.base import GenerationRequest
+from zoomguard.detector.engines.scripted import ScriptedEngine
+from zoomguard.detector.families import FAMILIES
+from zoomguard.detector.geometry import Box
+from zoomguard.errors import BadInputError, ConfigError
+from zoomguard.samples import make_samples
 
 QWEN25 = FAMILIES["qwen2_5_vl"]
 GRID = FAMILIES["qwen2_vl"]

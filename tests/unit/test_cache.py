@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from tests.unit.test_routing import detection
-from zoomguard.consumer.cache import VerdictCache
 from zoomguard.errors import EngineUnavailableError
+from zoomguard.worker.cache import VerdictCache
 
 
 def _with(sha: str, version: str = "v7"):  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ import random
 import pytest
 
 from zoomguard.detector.calibration import calibrate
+from zoomguard.evaluation.calibration_fit import fit_calibration, fit_isotonic, fit_temperature, log_loss
 from zoomguard.schemas.review import Calibration
-from zoomguard.training.calibration import fit_calibration, fit_isotonic, fit_temperature, log_loss
 
 
 def _synthetic(n: int, true_temperature: float, seed: int) -> tuple[list[float], list[bool]]:

@@ -13,14 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from zoomguard.consumer.routing import route
-from zoomguard.detector.images import ImageLimits
-from zoomguard.errors import BadInputError
-from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Timings, Usage
-from zoomguard.schemas.events import ImageEvent, ImageRef, ReviewRequest, SourceRecord
-from zoomguard.schemas.review import ReviewDecision, ReviewedRegion
-from zoomguard.training.collect import ImageResolver, Miss
-from zoomguard.training.joining import (
+from zoomguard.dataset.collect import ImageResolver, Miss
+from zoomguard.dataset.joining import (
     FoundImage,
     RawRecord,
     ReviewContext,
@@ -31,7 +25,13 @@ from zoomguard.training.joining import (
     latest_decisions,
     review_contexts,
 )
-from zoomguard.training.records import split_of
+from zoomguard.dataset.records import split_of
+from zoomguard.errors import BadInputError
+from zoomguard.media.images import ImageLimits
+from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Timings, Usage
+from zoomguard.schemas.events import ImageEvent, ImageRef, ReviewRequest, SourceRecord
+from zoomguard.schemas.review import ReviewDecision, ReviewedRegion
+from zoomguard.worker.routing import route
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 INPUT = SourceRecord(topic="images.submitted", partition=2, offset=41)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from zoomguard.config import load_settings
-from zoomguard.consumer import settings as kafka_settings
+from zoomguard.app.config import load_settings
 from zoomguard.detector.factory import build_engine, check_context_fits
 from zoomguard.errors import ConfigError
+from zoomguard.worker import settings as kafka_settings
 
 
 def test_defaults_are_valid() -> None:

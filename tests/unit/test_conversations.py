@@ -7,6 +7,14 @@ from typing import Any
 
 import pytest
 
+from zoomguard.dataset.conversations import (
+    ConversationSpec,
+    Sample,
+    build_samples,
+    reference_explanation,
+    to_model_space,
+)
+from zoomguard.dataset.records import TrainingRecord
 from zoomguard.detector.crops import CropSettings, plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box, iou
@@ -14,14 +22,6 @@ from zoomguard.detector.parsing import parse_answer
 from zoomguard.detector.prompts import EXAMINE_WITHOUT_CROPS, examine_prompt, locate_prompt
 from zoomguard.errors import BadInputError
 from zoomguard.samples import encode, make_image
-from zoomguard.training.conversations import (
-    ConversationSpec,
-    Sample,
-    build_samples,
-    reference_explanation,
-    to_model_space,
-)
-from zoomguard.training.records import TrainingRecord
 
 SIZE = (640, 480)
 BOXES = [(40, 60, 200, 220), (400, 300, 520, 420)]

@@ -8,7 +8,7 @@ import ipaddress
 import httpx
 import pytest
 
-from zoomguard.consumer.fetch import FetchError, FetchSettings, ForbiddenURLError, URLFetcher
+from zoomguard.media.fetch import FetchError, FetchSettings, ForbiddenURLError, URLFetcher
 
 PUBLIC = "93.184.216.34"
 

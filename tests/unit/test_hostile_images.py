@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from tests.unit.test_images import encode, noise, one_bit_png
-from zoomguard.detector.images import ImageLimits, decode_image, decode_thumbnail, probe_image
-from zoomguard.detector.jpeg_scans import count_jpeg_scans
-from zoomguard.detector.pixel_budget import PixelBudget
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError
+from zoomguard.media.images import ImageLimits, decode_image, decode_thumbnail, probe_image
+from zoomguard.media.jpeg_scans import count_jpeg_scans
+from zoomguard.media.pixel_budget import PixelBudget
 
 # ---------------------------------------------------------------- fuzzed files (built here, as the fuzzer did)
 
@@ -245,7 +245,7 @@ def test_a_cancelled_waiter_gives_its_turn_away() -> None:
 
 def test_a_probed_jpeg_is_walked_for_scans_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """detect and review thumbnails probe first (to reserve pixels), then decode: one walk over the bytes."""
-    from zoomguard.detector import images
+    from zoomguard.media import images
 
     calls: list[int] = []
     real = images.count_jpeg_scans

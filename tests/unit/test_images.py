@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from zoomguard.detector.images import (
+from zoomguard.errors import ImageDecodeError, ImageTooLargeError
+from zoomguard.media.images import (
     SUPPORTED_FORMATS,
     DecodedImage,
     ImageLimits,
@@ -23,7 +24,6 @@ from zoomguard.detector.images import (
     encode_image,
     to_rgb,
 )
-from zoomguard.errors import ImageDecodeError, ImageTooLargeError
 
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)

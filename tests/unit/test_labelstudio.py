@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from zoomguard.consumer.routing import route
 from zoomguard.errors import BadInputError, UnavailableError
 from zoomguard.review.labelstudio import Unusable, decision_from_annotation, decisions_from_webhook, parse_export
 from zoomguard.review.ls_boxes import box_to_percent, percent_to_box
@@ -23,6 +22,7 @@ from zoomguard.review.webhook import Reply, WebhookApp
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
+from zoomguard.worker.routing import route
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "label_studio"
 NOW = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)

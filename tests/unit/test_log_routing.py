@@ -30,7 +30,7 @@ import io
 import numpy as np
 from PIL import Image
 from zoomguard.telemetry.logs import configure_logging
-from zoomguard.detector.images import decode_image
+from zoomguard.media.images import decode_image
 configure_logging("INFO", json=True)
 pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
 buffer = io.BytesIO()

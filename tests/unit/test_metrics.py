@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from zoomguard.training.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
-from zoomguard.training.metrics import (
+from zoomguard.evaluation.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
+from zoomguard.evaluation.scores import (
     Prediction,
     auroc,
     best_iou_per_reference,

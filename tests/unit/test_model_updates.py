@@ -8,13 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zoomguard.consumer.model_updates import (
-    ModelSwitcher,
-    ModelUpdateFollower,
-    decode_update,
-    newest_first,
-    same_base,
-)
 from zoomguard.detector.engines.base import Adapter, AdapterLoadError, Generation, GenerationRequest
 from zoomguard.detector.engines.scripted import ScriptedEngine
 from zoomguard.detector.families import FAMILIES
@@ -23,6 +16,13 @@ from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import Detection, ModelInfo
 from zoomguard.schemas.review import Calibration, ModelUpdate
+from zoomguard.worker.model_updates import (
+    ModelSwitcher,
+    ModelUpdateFollower,
+    decode_update,
+    newest_first,
+    same_base,
+)
 
 BASE = ModelInfo(name="/models/Qwen2.5-VL-7B-Instruct", version="base-1", family="qwen2_5_vl")
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from zoomguard.consumer.offsets import OffsetTracker
+from zoomguard.worker.offsets import OffsetTracker
 
 
 def test_commit_point_is_first_unfinished() -> None:

@@ -9,18 +9,18 @@ import json
 
 import httpx
 
-from zoomguard.consumer.cache import VerdictCache
-from zoomguard.consumer.fetch import FetchSettings, URLFetcher
-from zoomguard.consumer.processor import EventProcessor, InputRecord
-from zoomguard.consumer.settings import TopicSettings, WorkerSettings
 from zoomguard.detector.engines.base import GenerationRequest
 from zoomguard.detector.engines.scripted import ScriptedEngine
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import EngineUnavailableError
+from zoomguard.media.fetch import FetchSettings, URLFetcher
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import ModelInfo
+from zoomguard.worker.cache import VerdictCache
+from zoomguard.worker.processor import EventProcessor, InputRecord
+from zoomguard.worker.settings import TopicSettings, WorkerSettings
 
 IMAGE = encode(make_image(5, (200, 150)), "PNG")
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from zoomguard.config import Settings, load_settings
+from zoomguard.app.config import Settings, load_settings
 from zoomguard.errors import BadInputError
+from zoomguard.promotion.promote import GateRule, gate
+from zoomguard.promotion.registry import Registry, version_name
 from zoomguard.schemas.events import ID_PATTERN
 from zoomguard.schemas.review import Calibration
-from zoomguard.training.promote import GateRule, gate
-from zoomguard.training.registry import Registry, version_name
 
 
 def _m(accuracy: float | None, parse_failure_rate: float | None = 0.0, **more: float | None) -> dict:
@@ -124,7 +124,7 @@ def _settings(tmp_path: Path, **evaluation: object) -> Settings:
 
 def test_promote_refuses_bad_candidates_before_starting_an_engine(tmp_path: Path) -> None:
     from zoomguard.errors import ConfigError
-    from zoomguard.training.promote import promote
+    from zoomguard.promotion.promote import promote
 
     dataset = tmp_path / "data"
     with pytest.raises(BadInputError, match="not a LoRA adapter"):
@@ -140,8 +140,8 @@ def test_promote_refuses_bad_candidates_before_starting_an_engine(tmp_path: Path
 
 
 def test_load_records_refuses_missing_empty_and_oversized_splits(tmp_path: Path) -> None:
-    from zoomguard.training.evaluate import load_records
-    from zoomguard.training.records import TrainingRecord, write_dataset
+    from zoomguard.dataset.records import TrainingRecord, write_dataset
+    from zoomguard.evaluation.runner import load_records
 
     with pytest.raises(BadInputError, match="does not exist"):
         load_records(tmp_path / "nowhere", "test", 10)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from zoomguard.app.settings_reference import settings_reference
 from zoomguard.schemas.events import DeadLetter, ImageEvent, ReviewRequest, VerdictEvent
 from zoomguard.schemas.review import ModelUpdate, ReviewDecision
-from zoomguard.settings_reference import settings_reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MODELS = {

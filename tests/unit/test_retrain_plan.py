@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from zoomguard.config import load_settings
+from zoomguard.app.config import load_settings
+from zoomguard.promotion.registry import Registry
+from zoomguard.promotion.retrain import starting_adapter, too_little_data
 from zoomguard.schemas.review import Calibration
-from zoomguard.training.registry import Registry
-from zoomguard.training.retrain import starting_adapter, too_little_data
 
 
 @pytest.mark.parametrize(

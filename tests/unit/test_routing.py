@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from zoomguard.consumer.routing import in_audit_sample, label_studio_task, review_reason, route
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, SourceRecord
+from zoomguard.worker.routing import in_audit_sample, label_studio_task, review_reason, route
 
 
 def detection(decision: str = "ai_generated", p_ai: float | None = 0.93, reason: str | None = None) -> Detection:

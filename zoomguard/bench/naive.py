@@ -19,8 +19,8 @@ from zoomguard.bench.runs import RunResult, throughput
 from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
-from zoomguard.detector.images import decode_image
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
+from zoomguard.media.images import decode_image
 from zoomguard.schemas.detection import Detection
 
 _IMAGE = {"type": "image"}

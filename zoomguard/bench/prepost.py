@@ -17,7 +17,7 @@ from PIL import Image
 from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
-from zoomguard.detector.images import ImageLimits, decode_image, encode_image, resize_to
+from zoomguard.media.images import ImageLimits, decode_image, encode_image, resize_to
 from zoomguard.samples import make_image
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import psutil
 
-from zoomguard.config import Settings
-from zoomguard.consumer.kafka_io import ensure_topics, make_producer
-from zoomguard.consumer.service import run_service
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector
-from zoomguard.detector.images import decode_image
+from zoomguard.kafka.clients import ensure_topics, make_producer
+from zoomguard.media.images import decode_image
 from zoomguard.samples import image_event_json
 from zoomguard.schemas.detection import Detection
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import psutil
 
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
 from zoomguard.bench.runs import image_event, run_settings_for
-from zoomguard.config import Settings
-from zoomguard.consumer.kafka_io import make_producer
-from zoomguard.consumer.service import run_service
 from zoomguard.detector.engines.base import Engine
+from zoomguard.kafka.clients import make_producer
 from zoomguard.samples import encode, make_image
 
 WARMUP_SHARE = 0.25

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zoomguard.config import Settings
-    from zoomguard.training.annotate import AnnotateReport
+    from zoomguard.app.config import Settings
+    from zoomguard.dataset.teacher_labels import AnnotateReport
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_annotate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zoomguard.config import load_settings
+    from zoomguard.app.config import load_settings
 
     teacher: dict[str, Any] = {}
     for key, value in (
@@ -55,7 +55,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, dataset: Path, *, use_cache: bool, progress: bool) -> AnnotateReport:
     from tqdm import tqdm
 
-    from zoomguard.training.annotate import annotate_with_teacher
+    from zoomguard.dataset.teacher_labels import annotate_with_teacher
 
     bar = tqdm(desc="annotate", unit="img", file=sys.stderr, disable=not progress)
 

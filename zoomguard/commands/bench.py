@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from zoomguard.app.config import Settings, load_settings
 from zoomguard.bench.naive import Replay, naive_transformers
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
 from zoomguard.bench.report import machine, markdown, write
 from zoomguard.bench.runs import RunResult, engine_ceiling, percentiles, pipeline
 from zoomguard.bench.soak import NOT_THE_WORKER, soak
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings, load_settings
 from zoomguard.detector.factory import build_engine
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
 
 # Fast group joins on the embedded broker (see environment notes); a real cluster keeps its own values.

@@ -7,7 +7,7 @@ import sys
 import time
 from types import FrameType
 
-from zoomguard.broker import EmbeddedBroker
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
 
 _POLL_S = 0.1
 

@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_collect(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zoomguard.config import load_settings
-    from zoomguard.training.collect import collect
+    from zoomguard.app.config import load_settings
+    from zoomguard.dataset.collect import collect
 
     overrides: dict[str, Any] = {}
     if args.bootstrap_servers:

@@ -20,16 +20,16 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-from zoomguard.broker import EmbeddedBroker
-from zoomguard.config import Settings, load_settings
-from zoomguard.consumer.kafka_io import ensure_topics, make_producer
-from zoomguard.consumer.processor import Outcome
-from zoomguard.consumer.service import run_service
-from zoomguard.detector.annotate import annotate
-from zoomguard.detector.images import decode_image
+from zoomguard.app.config import Settings, load_settings
+from zoomguard.app.worker_service import run_service
+from zoomguard.detector.drawing import annotate
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
+from zoomguard.kafka.clients import ensure_topics, make_producer
+from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.media.images import decode_image
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection
+from zoomguard.worker.processor import Outcome
 
 # The tiny model's random weights put p_ai near 0.5, so the demo narrows the uncertain band to show all
 # three routes; everything else is the tiny model's CPU settings.

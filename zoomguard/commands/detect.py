@@ -13,12 +13,12 @@ from typing import Any, TextIO
 import structlog
 from tqdm import tqdm
 
-from zoomguard.config import Settings
-from zoomguard.detector.annotate import annotate
+from zoomguard.app.config import Settings
+from zoomguard.detector.drawing import annotate
 from zoomguard.detector.factory import build_detector, build_engine
-from zoomguard.detector.images import ImageLimits, decode_image
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import ZoomguardError
+from zoomguard.media.images import ImageLimits, decode_image
 from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
 
 log = structlog.get_logger("zoomguard.detect")

@@ -57,9 +57,9 @@ def engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_eval(args: argparse.Namespace) -> int:
     import asyncio
 
+    from zoomguard.app.config import load_settings
     from zoomguard.cli import _quiet_engine_logs
-    from zoomguard.config import load_settings
-    from zoomguard.training.evaluate import evaluate_dataset
+    from zoomguard.evaluation.runner import evaluate_dataset
 
     _quiet_engine_logs()
     settings = load_settings(args.config, engine_overrides(args))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from zoomguard.training.eval_settings import PrimaryMetric
+from zoomguard.evaluation.settings import PrimaryMetric
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,9 +48,9 @@ def promote_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_promote(args: argparse.Namespace) -> int:
     """Exit 0 when promoted (or would be, with --dry-run), 1 when the gate refuses."""
+    from zoomguard.app.config import load_settings
     from zoomguard.cli import _quiet_engine_logs
-    from zoomguard.config import load_settings
-    from zoomguard.training.promote import promote
+    from zoomguard.promotion.promote import promote
 
     _quiet_engine_logs()
     settings = load_settings(args.config, promote_overrides(args))

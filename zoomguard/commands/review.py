@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
 from zoomguard.errors import BadInputError, UnavailableError
 
 MAX_LISTED_SKIPS = 50
@@ -48,7 +48,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from zoomguard.config import load_settings
+    from zoomguard.app.config import load_settings
 
     overrides: dict[str, Any] = {}
     if args.bootstrap_servers:

@@ -7,8 +7,8 @@ import signal
 
 import structlog
 
-from zoomguard.config import Settings
-from zoomguard.consumer.service import run_service
+from zoomguard.app.config import Settings
+from zoomguard.app.worker_service import run_service
 
 log = structlog.get_logger("zoomguard.run")
 

@@ -79,7 +79,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from zoomguard.config import load_settings
+    from zoomguard.app.config import load_settings
     from zoomguard.errors import ConfigError
     from zoomguard.training.trl_common import TrainJob
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
 from zoomguard.detector.engines.adapters import startup_adapter
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.engines.openai_server import OpenAIServerEngine

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zoomguard.detector.crops import CropSettings
-from zoomguard.detector.images import ImageLimits
+from zoomguard.media.images import ImageLimits
 from zoomguard.schemas.answers import Charset, ExamineAnswer, LocateAnswer, worst_case_tokens
 
 

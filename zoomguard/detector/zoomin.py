@@ -26,12 +26,12 @@ from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
 from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import Box, sanitize_boxes
-from zoomguard.detector.images import DecodedImage, decode_image, probe_image, resize_to
 from zoomguard.detector.parsing import ParsedAnswer, RawRegion, parse_answer
-from zoomguard.detector.pixel_budget import PixelBudget
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
+from zoomguard.media.images import DecodedImage, decode_image, probe_image, resize_to
+from zoomguard.media.pixel_budget import PixelBudget
 from zoomguard.schemas.answers import VERDICT_MARKER, ExamineAnswer, LocateAnswer, response_schema
 from zoomguard.schemas.detection import (
     Decision,

@@ -15,11 +15,11 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from zoomguard.consumer.kafka_io import make_producer
-from zoomguard.consumer.settings import KafkaSettings
-from zoomguard.consumer.unreadable import poll_readable
 from zoomguard.errors import UnavailableError
+from zoomguard.kafka.clients import make_producer
+from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.schemas.review import ReviewDecision
+from zoomguard.worker.settings import KafkaSettings
 
 Progress = Callable[[int, int], None]
 RECONNECT_BACKOFF_MAX_MS = 2000  # the webhook flusher's producer: how stale its view of a returning broker may be

@@ -14,7 +14,7 @@ prompts identical to serving prompts, and each query still gets exactly the pape
 
 from __future__ import annotations
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
 from zoomguard.training.rewards import REWARDS
 from zoomguard.training.trl_common import (
     DATASET_CACHE_DIR,

@@ -7,7 +7,7 @@ reference Query 1 answer, which is not trained twice).
 
 from __future__ import annotations
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
 from zoomguard.training.trl_common import (
     DATASET_CACHE_DIR,
     TrainJob,

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
+from zoomguard.dataset.conversations import ConversationSpec, Stage, record_samples
+from zoomguard.dataset.records import TrainingRecord, read_manifest, read_split
 from zoomguard.detector.families import ModelFamily, resolve_family
 from zoomguard.errors import BadInputError, ConfigError
-from zoomguard.training.conversations import ConversationSpec, Stage, record_samples
-from zoomguard.training.records import TrainingRecord, read_manifest, read_split
-from zoomguard.training.train_settings import TrainSettings
+from zoomguard.training.settings import TrainSettings
 
 ADAPTER_DIR = "adapter"
 CHECKPOINT_DIR = "checkpoints"

@@ -31,8 +31,8 @@ from zoomguard.detector.engines.base import (
 )
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.engines.vllm_inprocess import ModelInputError
-from zoomguard.detector.images import encode_image
 from zoomguard.errors import ConfigError, EngineUnavailableError
+from zoomguard.media.images import encode_image
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _INPUT_STATUS = {400, 413, 422}

@@ -11,17 +11,17 @@ from collections.abc import AsyncIterator, Callable
 
 import structlog
 
-from zoomguard.config import Settings
-from zoomguard.consumer.cache import VerdictCache
-from zoomguard.consumer.fetch import URLFetcher
-from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread, make_consumer, make_producer
-from zoomguard.consumer.model_updates import KafkaUpdateSource, ModelSwitcher, ModelUpdateFollower
-from zoomguard.consumer.processor import EventProcessor, Outcome
-from zoomguard.consumer.worker import Worker, WorkerStats
+from zoomguard.app.config import Settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
+from zoomguard.media.fetch import URLFetcher
 from zoomguard.telemetry.bundle import Telemetry, build_telemetry
+from zoomguard.worker.cache import VerdictCache
+from zoomguard.worker.loop import Worker, WorkerStats
+from zoomguard.worker.model_updates import KafkaUpdateSource, ModelSwitcher, ModelUpdateFollower
+from zoomguard.worker.processor import EventProcessor, Outcome
 
 log = structlog.get_logger("zoomguard.service")
 

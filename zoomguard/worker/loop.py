@@ -26,13 +26,13 @@ from kafka.net.selector import KernelEvent
 from kafka.structs import OffsetAndMetadata
 from opentelemetry.trace import SpanKind
 
-from zoomguard.consumer.kafka_io import AsyncProducer, ConsumerThread
-from zoomguard.consumer.offsets import OffsetTracker
-from zoomguard.consumer.processor import EventProcessor, InputRecord, Outcome, Output
-from zoomguard.consumer.settings import TopicSettings, WorkerSettings
-from zoomguard.consumer.unreadable import UNREADABLE_ERRORS, drop_broken_batch, probe_unreadable
+from zoomguard.kafka.clients import AsyncProducer, ConsumerThread
+from zoomguard.kafka.unreadable import UNREADABLE_ERRORS, drop_broken_batch, probe_unreadable
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.telemetry.tracing import TRACE_HEADERS, context_from_headers, headers_from_context, kafka_attributes
+from zoomguard.worker.offsets import OffsetTracker
+from zoomguard.worker.processor import EventProcessor, InputRecord, Outcome, Output
+from zoomguard.worker.settings import TopicSettings, WorkerSettings
 
 log = structlog.get_logger("zoomguard.worker")
 

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zoomguard.dataset.records import TrainingRecord
+from zoomguard.dataset.settings import AnnotateSettings
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import sanitize_boxes
 from zoomguard.detector.parsing import parse_answer
 from zoomguard.schemas.answers import LocateAnswer, response_schema
 from zoomguard.schemas.review import Label
-from zoomguard.training.annotate_settings import AnnotateSettings
-from zoomguard.training.records import TrainingRecord
 
 _PARSE_REGION_CAP = 64
 _MIN_BOX_SIDE = 2.0

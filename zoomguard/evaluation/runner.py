@@ -19,17 +19,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
+from zoomguard.dataset.records import Split, TrainingRecord, read_manifest, read_split
 from zoomguard.detector.engines.adapters import adapter_version
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import BadInputError, ConfigError
+from zoomguard.evaluation.calibration_fit import CalibrationFit, fit_calibration
+from zoomguard.evaluation.charts import confusion_matrix, reliability_diagram
+from zoomguard.evaluation.scores import Prediction, per_source, reliability_bins, summarize
 from zoomguard.schemas.detection import Detection, ModelInfo
-from zoomguard.training.calibration import CalibrationFit, fit_calibration
-from zoomguard.training.charts import confusion_matrix, reliability_diagram
-from zoomguard.training.metrics import Prediction, per_source, reliability_bins, summarize
-from zoomguard.training.records import Split, TrainingRecord, read_manifest, read_split
 
 REPORT_SCHEMA_VERSION = 1
 UNCERTAIN_POLICY = (

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from zoomguard.detector.jpeg_scans import count_jpeg_scans
 from zoomguard.errors import ImageDecodeError, ImageTooLargeError
+from zoomguard.media.jpeg_scans import count_jpeg_scans
 
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 

@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
+from zoomguard.dataset.records import Split
 from zoomguard.errors import BadInputError, ConfigError, UnavailableError
-from zoomguard.schemas.review import ModelUpdate
-from zoomguard.training.eval_settings import PrimaryMetric
-from zoomguard.training.evaluate import (
+from zoomguard.evaluation.runner import (
     ModelEvaluation,
     ModelSpec,
     build_report,
@@ -30,9 +29,10 @@ from zoomguard.training.evaluate import (
     load_records,
     write_outputs,
 )
-from zoomguard.training.metrics import headline
-from zoomguard.training.records import Split
-from zoomguard.training.registry import Registry, adapter_digest, version_name
+from zoomguard.evaluation.scores import headline
+from zoomguard.evaluation.settings import PrimaryMetric
+from zoomguard.promotion.registry import Registry, adapter_digest, version_name
+from zoomguard.schemas.review import ModelUpdate
 
 LOWER_IS_BETTER = frozenset({"ece"})
 _FLOAT_SLACK = 1e-9
@@ -239,7 +239,7 @@ def publish_update(settings: Settings, update: ModelUpdate) -> None:
     """Send the ModelUpdate keyed by its version and wait for the broker's acknowledgement (acks=all)."""
     from kafka.errors import KafkaError
 
-    from zoomguard.consumer.kafka_io import make_producer
+    from zoomguard.kafka.clients import make_producer
 
     try:
         producer = make_producer(settings.kafka)

@@ -19,17 +19,17 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from zoomguard.consumer.fetch import FetchSettings
-from zoomguard.consumer.settings import KafkaSettings, TopicSettings, WorkerSettings
+from zoomguard.dataset.settings import AnnotateSettings
 from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
+from zoomguard.evaluation.settings import EvaluationSettings
+from zoomguard.media.fetch import FetchSettings
+from zoomguard.promotion.settings import RetrainSettings
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.telemetry.settings import TelemetrySettings
-from zoomguard.training.annotate_settings import AnnotateSettings
-from zoomguard.training.eval_settings import EvaluationSettings
-from zoomguard.training.retrain_settings import RetrainSettings
-from zoomguard.training.train_settings import TrainSettings
+from zoomguard.training.settings import TrainSettings
+from zoomguard.worker.settings import KafkaSettings, TopicSettings, WorkerSettings
 
 ENV_PREFIX = "ZOOMGUARD_"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from zoomguard.training.metrics import DECISION_COLUMNS, LABEL_ROWS, ReliabilityBin
+from zoomguard.evaluation.scores import DECISION_COLUMNS, LABEL_ROWS, ReliabilityBin
 
 RELIABILITY_SIZE = (640, 640)
 CONFUSION_SIZE = (720, 360)

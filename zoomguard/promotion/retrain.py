@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from zoomguard.config import Settings
+from zoomguard.app.config import Settings
 from zoomguard.errors import ConfigError
 
 Outcome = Literal["promoted", "refused", "dry_run", "skipped"]
@@ -53,7 +53,7 @@ def too_little_data(counts: dict[str, int], min_train: int, min_test: int) -> st
 
 def starting_adapter(settings: Settings) -> Path | None:
     """The promoted adapter to continue from, when the registry has one for this base model."""
-    from zoomguard.training.registry import Registry
+    from zoomguard.promotion.registry import Registry
 
     if not settings.retrain.from_current:
         return None
@@ -87,16 +87,16 @@ def retrain(
 def _run(
     settings: Settings, report: RetrainReport, dataset: Path, *, skip_collect: bool, dry_run: bool, progress: bool
 ) -> None:
-    from zoomguard.training.records import read_manifest
+    from zoomguard.dataset.records import read_manifest
 
     if not skip_collect:
-        from zoomguard.training.collect import collect
+        from zoomguard.dataset.collect import collect
 
         _say(f"[1/4] collect: review decisions -> {dataset}")
         collected = asyncio.run(collect(settings, dataset))
         report.steps["collect"] = collected.summary()
     if settings.retrain.annotate:
-        from zoomguard.training.annotate import annotate_with_teacher
+        from zoomguard.dataset.teacher_labels import annotate_with_teacher
 
         _say("[1/4] annotate: teacher explanations and boxes for label-only records")
         report.steps["annotate"] = asyncio.run(annotate_with_teacher(settings, dataset)).summary()
@@ -110,7 +110,7 @@ def _run(
 
     adapter = _train(settings, report, dataset)
     _say(f"[4/4] eval + promote: {adapter} against the serving model")
-    from zoomguard.training.promote import promote
+    from zoomguard.promotion.promote import promote
 
     result = promote(settings, adapter, dataset, out_dir=report.run_dir / "promote", dry_run=dry_run, progress=progress)
     report.steps["promote"] = result.to_json()

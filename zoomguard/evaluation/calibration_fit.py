@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from zoomguard.detector.calibration import calibrate
+from zoomguard.evaluation.scores import expected_calibration_error
 from zoomguard.schemas.review import Calibration
-from zoomguard.training.metrics import expected_calibration_error
 
 Method = Literal["identity", "temperature", "isotonic"]
 METHODS: tuple[Method, ...] = ("identity", "temperature", "isotonic")  # simplest first: ties go to it

@@ -16,14 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoomguard.config import Settings
-from zoomguard.detector.engines.base import Engine, GenerationRequest, Turn
-from zoomguard.detector.engines.settings import EngineSettings
-from zoomguard.detector.families import ModelFamily, resolve_family
-from zoomguard.detector.images import decode_image, resize_to
-from zoomguard.errors import BadInputError, ConfigError, EngineUnavailableError, UnavailableError
-from zoomguard.training.records import MANIFEST, SPLITS, TrainingRecord, read_manifest, read_split, write_dataset
-from zoomguard.training.teacher import (
+from zoomguard.app.config import Settings
+from zoomguard.dataset.records import MANIFEST, SPLITS, TrainingRecord, read_manifest, read_split, write_dataset
+from zoomguard.dataset.teacher import (
     TeacherAnswer,
     fill,
     need_of,
@@ -31,6 +26,11 @@ from zoomguard.training.teacher import (
     teacher_prompt,
     teacher_schema,
 )
+from zoomguard.detector.engines.base import Engine, GenerationRequest, Turn
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.families import ModelFamily, resolve_family
+from zoomguard.errors import BadInputError, ConfigError, EngineUnavailableError, UnavailableError
+from zoomguard.media.images import decode_image, resize_to
 
 Progress = Callable[[int, int], None]
 MAX_CACHE_LINE = 1024 * 1024

@@ -17,14 +17,14 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from zoomguard.dataset.records import TrainingRecord
 from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import Box
-from zoomguard.detector.images import ImageLimits, decode_image, resize_to
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
 from zoomguard.errors import BadInputError
+from zoomguard.media.images import ImageLimits, decode_image, resize_to
 from zoomguard.schemas.answers import ExamineAnswer, LocateAnswer, RegionAnswer
-from zoomguard.training.records import TrainingRecord
 
 Stage = Literal["locate", "examine"]
 STAGES: tuple[Stage, ...] = ("locate", "examine")

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from zoomguard.dataset.records import TrainingRecord, split_of
 from zoomguard.detector.geometry import Box
 from zoomguard.schemas.events import ImageEvent, ImageRef, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
-from zoomguard.training.records import TrainingRecord, split_of
 
 MAX_SOURCE_CHARS = 200
 MIN_BOX_SIDE = 1

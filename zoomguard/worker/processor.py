@@ -19,17 +19,17 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import ValidationError
 
-from zoomguard.consumer.cache import VerdictCache
-from zoomguard.consumer.fetch import URLFetcher
-from zoomguard.consumer.routing import route
-from zoomguard.consumer.settings import TopicSettings, WorkerSettings
-from zoomguard.consumer.unreadable import UnreadableRecordsError
-from zoomguard.detector.images import ImageHeader, ImageLimits, decode_thumbnail, probe_image
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
+from zoomguard.kafka.unreadable import UnreadableRecordsError
+from zoomguard.media.fetch import URLFetcher
+from zoomguard.media.images import ImageHeader, ImageLimits, decode_thumbnail, probe_image
 from zoomguard.schemas.detection import Detection, ErrorInfo
 from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
+from zoomguard.worker.cache import VerdictCache
+from zoomguard.worker.routing import route
+from zoomguard.worker.settings import TopicSettings, WorkerSettings
 
 log = structlog.get_logger("zoomguard.processor")
 

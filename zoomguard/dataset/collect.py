@@ -20,16 +20,8 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from zoomguard.config import Settings
-from zoomguard.consumer.fetch import URLFetcher
-from zoomguard.consumer.settings import KafkaSettings
-from zoomguard.consumer.unreadable import poll_readable
-from zoomguard.detector.images import ImageLimits, decode_image
-from zoomguard.errors import BadInputError, UnavailableError
-from zoomguard.review.topic_io import read_to_end
-from zoomguard.schemas.events import ImageRef, SourceRecord
-from zoomguard.schemas.review import ReviewDecision
-from zoomguard.training.joining import (
+from zoomguard.app.config import Settings
+from zoomguard.dataset.joining import (
     FoundImage,
     ImageCandidate,
     RawRecord,
@@ -41,7 +33,15 @@ from zoomguard.training.joining import (
     latest_decisions,
     review_contexts,
 )
-from zoomguard.training.records import TrainingRecord, labels, write_dataset
+from zoomguard.dataset.records import TrainingRecord, labels, write_dataset
+from zoomguard.errors import BadInputError, UnavailableError
+from zoomguard.kafka.unreadable import poll_readable
+from zoomguard.media.fetch import URLFetcher
+from zoomguard.media.images import ImageLimits, decode_image
+from zoomguard.review.topic_io import read_to_end
+from zoomguard.schemas.events import ImageRef, SourceRecord
+from zoomguard.schemas.review import ReviewDecision
+from zoomguard.worker.settings import KafkaSettings
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MAX_LISTED_SKIPS = 1000

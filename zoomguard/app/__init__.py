@@ -1,0 +1,1 @@
+"""Process wiring: the root settings, the worker service, the settings reference."""

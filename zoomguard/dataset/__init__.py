@@ -1,0 +1,1 @@
+"""Dataset building: review decisions joined to verdicts, images fetched, teacher labels, conversations."""

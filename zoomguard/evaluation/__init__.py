@@ -1,0 +1,1 @@
+"""Scoring a model on a dataset split: metrics, calibration fit, charts."""

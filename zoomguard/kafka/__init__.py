@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every process: settings, producer, consumer thread, reading, following, admin."""

@@ -1,0 +1,1 @@
+"""Promotion: the gate, the model registry, the update event, and the retrain cycle."""
