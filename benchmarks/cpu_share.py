@@ -48,7 +48,7 @@ async def rounds(images: int, count: int, seed: int, barrier: Path | None, engin
     settings = load_settings(
         environ={}, overrides={"engine": {"model": model, **_TINY_ENGINE}, "detector": _TINY_DETECTOR}
     )
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
         await engine_ceiling(settings, engine, [s.data for s in make_samples(8, seed=seed - 1, size=(320, 240))])

@@ -58,7 +58,7 @@ async def main(images: int, rounds: int) -> None:
     settings = load_settings(
         environ={}, overrides={"engine": {"model": str(model), **_TINY_ENGINE}, "detector": _TINY_DETECTOR}
     )
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     names = list(VARIANTS)
     results: dict[str, list[float]] = {name: [] for name in names}

@@ -49,7 +49,8 @@ def loop() -> Iterator[LoopThread]:
 
 @pytest.fixture(scope="session")
 def inprocess_engine(tiny_model: Path, loop: LoopThread) -> Iterator[Engine]:
-    engine = build_engine(tiny_settings(str(tiny_model)))
+    settings = tiny_settings(str(tiny_model))
+    engine = build_engine(settings.engine, settings.detector)
     loop.run(engine.start())
     yield engine
     loop.run(engine.close())
@@ -57,7 +58,8 @@ def inprocess_engine(tiny_model: Path, loop: LoopThread) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def inprocess_detector(tiny_model: Path, inprocess_engine: Engine) -> ZoomInDetector:
-    return build_detector(tiny_settings(str(tiny_model)), inprocess_engine)
+    settings = tiny_settings(str(tiny_model))
+    return build_detector(settings.engine, settings.detector, inprocess_engine)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ def unique_topics(prefix: str) -> dict[str, str]:
 def kafka_overrides(bootstrap: str, prefix: str, partitions: int = 3) -> dict[str, Any]:
     topics = unique_topics(prefix)
     settings = {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-{uuid.uuid4().hex[:8]}", **FAST_GROUP}
-    from zoomguard.worker.settings import KafkaSettings
+    from zoomguard.kafka.settings import KafkaSettings
 
     ensure_topics(KafkaSettings(**settings), list(topics.values()), partitions=partitions)
     return {"kafka": settings, "topics": topics}

@@ -455,7 +455,9 @@ def test_reference_config_loads(name: str, mode: str) -> None:
     settings = load_settings(CONFIGS / f"{name}.toml", environ={})
     assert settings.engine.mode == mode
     if name != "trainer":
-        build_engine(settings)  # the worker's own start-up checks: model family, context fits, server URLs
+        build_engine(
+            settings.engine, settings.detector
+        )  # the worker's own start-up checks: model family, context fits, server URLs
 
 
 def test_reference_configs_are_the_three_roles() -> None:
@@ -535,7 +537,7 @@ def test_pod_environment_loads(label_container: tuple[str, dict[str, Any]]) -> N
     settings = _settings_for(container)
     runs_worker = "command" not in container  # the worker images' entrypoint is `zoomguard run`
     if container["image"].startswith("zoomguard/worker-") and runs_worker:
-        build_engine(settings)
+        build_engine(settings.engine, settings.detector)
     assert settings.kafka.bootstrap_servers != "localhost:9092", f"{label} would talk to localhost"
 
 

@@ -21,12 +21,12 @@ from zoomguard.dataset.records import read_manifest, read_split
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 from zoomguard.worker.routing import route
-from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

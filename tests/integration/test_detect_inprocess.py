@@ -89,7 +89,7 @@ def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) 
     from zoomguard.detector.factory import build_detector
 
     forced = tiny_settings(str(tiny_model), detector={"min_regions": 1})
-    detector = build_detector(forced, inprocess_engine)
+    detector = build_detector(forced.engine, forced.detector, inprocess_engine)
     samples = make_samples(8, seed=500, size=(640, 480))
     detections = _detect_batch(loop, detector, [s.data for s in samples])
     assert all(len(d.regions) <= forced.detector.max_regions for d in detections)
@@ -151,7 +151,8 @@ def test_answers_decoded_once_match_vllm_detokenizing(
     from zoomguard.detector.factory import build_detector
 
     recording = _Recording(inprocess_engine)
-    detector = build_detector(tiny_settings(str(tiny_model), detector={"min_regions": 1}), recording)
+    settings = tiny_settings(str(tiny_model), detector={"min_regions": 1})
+    detector = build_detector(settings.engine, settings.detector, recording)
     samples = make_samples(3, seed=900, size=(320, 240))
     _detect_batch(loop, detector, [s.data for s in samples])
     assert {r.request_id.rsplit(":", 1)[1] for r in recording.requests} == {"locate", "examine"}

@@ -26,10 +26,10 @@ def test_detect_through_the_server(loop: LoopThread, tiny_model: Path, vllm_serv
     samples = make_samples(4, seed=200, size=(320, 240))
 
     async def run() -> list[Detection]:
-        engine = build_engine(settings)
+        engine = build_engine(settings.engine, settings.detector)
         await engine.start()
         try:
-            detector = build_detector(settings, engine)
+            detector = build_detector(settings.engine, settings.detector, engine)
             return list(
                 await asyncio.gather(
                     *(detector.detect_bytes(s.data, request_id=f"srv-{i}") for i, s in enumerate(samples))
@@ -60,10 +60,12 @@ def test_no_live_server_is_unavailable_not_bad_input(loop: LoopThread, tiny_mode
     settings = tiny_settings(str(tiny_model), engine)
 
     async def run() -> None:
-        engine = build_engine(settings)
+        engine = build_engine(settings.engine, settings.detector)
         await engine.start()
         try:
-            await build_detector(settings, engine).detect_bytes(make_samples(1)[0].data, request_id="x")
+            await build_detector(settings.engine, settings.detector, engine).detect_bytes(
+                make_samples(1)[0].data, request_id="x"
+            )
         finally:
             await engine.close()
 

@@ -29,11 +29,11 @@ from zoomguard.cli import main
 from zoomguard.dataset.records import TrainingRecord, write_dataset
 from zoomguard.evaluation.runner import evaluate_dataset
 from zoomguard.kafka.clients import ensure_topics
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.promotion.promote import promote
 from zoomguard.promotion.registry import Registry
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
-from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = [pytest.mark.engine, pytest.mark.broker]
 

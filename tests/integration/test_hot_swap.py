@@ -84,7 +84,8 @@ def _mangle_weights(path: Path) -> None:
 @pytest.fixture(scope="module")
 def lora_engine(tiny_model: Path, loop: LoopThread) -> Iterator[VllmInProcessEngine]:
     """One LoRA-enabled engine for this module (the session engine runs without LoRA)."""
-    engine = build_engine(tiny_settings(str(tiny_model), engine=LORA_ENGINE))
+    settings = tiny_settings(str(tiny_model), engine=LORA_ENGINE)
+    engine = build_engine(settings.engine, settings.detector)
     assert isinstance(engine, VllmInProcessEngine)
     loop.run(engine.start())
     yield engine
@@ -107,7 +108,8 @@ def test_engine_refuses_bad_adapters_and_keeps_serving(
         with pytest.raises(AdapterLoadError, match=message):
             loop.run(lora_engine.load_adapter(Adapter(name=f"bad-{path.name}", path=str(path))))
     assert not any(name.startswith("bad-") for name in lora_engine.adapters)
-    detector = build_detector(tiny_settings(str(tiny_model), engine=LORA_ENGINE), lora_engine)
+    settings = tiny_settings(str(tiny_model), engine=LORA_ENGINE)
+    detector = build_detector(settings.engine, settings.detector, lora_engine)
     image = make_samples(1, seed=5, size=(160, 120))[0].data
     detection = loop.run(detector.detect_bytes(image, request_id="after-bad-adapters"))
     assert detection.model.version == detector.model.version and lora_engine.restarts == 0
@@ -194,9 +196,9 @@ def test_engine_without_lora_restarts_cleanly_with_it(
     loop: LoopThread, tiny_model: Path, adapters: dict[str, Path]
 ) -> None:
     settings = tiny_settings(str(tiny_model))
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     assert isinstance(engine, VllmInProcessEngine) and not engine.lora_enabled
-    detector = build_detector(settings, engine)
+    detector = build_detector(settings.engine, settings.detector, engine)
     images = [s.data for s in make_samples(3, seed=31, size=(160, 120))]
     loop.run(engine.start())
     try:
@@ -236,9 +238,9 @@ def test_servers_load_adapters_at_runtime_and_requests_name_them(
     loop: LoopThread, tiny_model: Path, vllm_server: str, adapters: dict[str, Path]
 ) -> None:
     settings = tiny_settings(str(tiny_model), engine={"mode": "server", "server_urls": [vllm_server]})
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     assert isinstance(engine, OpenAIServerEngine)
-    detector = build_detector(settings, engine)
+    detector = build_detector(settings.engine, settings.detector, engine)
     name = f"hot-swap-{uuid.uuid4().hex[:8]}"  # the session's server is shared: a name of our own
     image = make_samples(1, seed=41, size=(160, 120))[0].data
 

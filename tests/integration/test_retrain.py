@@ -22,12 +22,12 @@ from zoomguard.dataset.records import read_manifest
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.promotion.registry import Registry
 from zoomguard.promotion.retrain import REPORT_FILE, retrain
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
 from zoomguard.training.trl_common import SUMMARY_FILE
-from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

@@ -23,6 +23,7 @@ from zoomguard.cli import main
 from zoomguard.errors import UnavailableError
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.review.topic_io import DecisionPublisher, read_to_end, spool_publisher
 from zoomguard.review.webhook import WebhookService
@@ -30,7 +31,6 @@ from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelIn
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 from zoomguard.worker.routing import route
-from zoomguard.worker.settings import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from zoomguard.app.config import load_settings
+from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.factory import build_engine, check_context_fits
+from zoomguard.detector.families import FAMILIES
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
-from zoomguard.worker import settings as kafka_settings
+from zoomguard.kafka import settings as kafka_settings
 
 
 def test_defaults_are_valid() -> None:
@@ -60,17 +63,25 @@ def test_secret_never_in_repr() -> None:
 def test_context_too_small_is_refused_with_advice() -> None:
     settings = load_settings(environ={}, overrides={"engine": {"model": "m", "max_model_len": 2048}})
     with pytest.raises(ConfigError, match="raise max_model_len"):
-        check_context_fits(settings)
+        check_context_fits(settings.engine, settings.detector, FAMILIES["qwen2_5_vl"])
+
+
+def test_context_check_counts_the_family_patches() -> None:
+    """Qwen3-VL's image tokens cover 32 px squares, Qwen2.5-VL's 28: the same context fits one and not the other."""
+    engine, detector = EngineSettings(model="m", max_model_len=4200), DetectorSettings()
+    check_context_fits(engine, detector, FAMILIES["qwen3_vl"])
+    with pytest.raises(ConfigError, match="raise max_model_len"):
+        check_context_fits(engine, detector, FAMILIES["qwen2_5_vl"])
 
 
 def test_in_process_needs_a_model() -> None:
     with pytest.raises(ConfigError, match="--model"):
-        build_engine(load_settings(environ={}))
+        build_engine(EngineSettings(), DetectorSettings())
 
 
 def test_server_mode_needs_urls() -> None:
     with pytest.raises(ConfigError, match="server URL"):
-        build_engine(load_settings(environ={}, overrides={"engine": {"mode": "server"}}))
+        build_engine(EngineSettings(mode="server"), DetectorSettings())
 
 
 @pytest.mark.parametrize(

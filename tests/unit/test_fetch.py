@@ -8,7 +8,8 @@ import ipaddress
 import httpx
 import pytest
 
-from zoomguard.media.fetch import FetchError, FetchSettings, ForbiddenURLError, URLFetcher
+from zoomguard.media.fetch import FetchError, ForbiddenURLError, URLFetcher
+from zoomguard.media.settings import FetchSettings
 
 PUBLIC = "93.184.216.34"
 

@@ -15,12 +15,14 @@ from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import EngineUnavailableError
-from zoomguard.media.fetch import FetchSettings, URLFetcher
+from zoomguard.kafka.settings import TopicSettings
+from zoomguard.media.fetch import URLFetcher
+from zoomguard.media.settings import FetchSettings
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import ModelInfo
 from zoomguard.worker.cache import VerdictCache
 from zoomguard.worker.processor import EventProcessor, InputRecord
-from zoomguard.worker.settings import TopicSettings, WorkerSettings
+from zoomguard.worker.settings import WorkerSettings
 
 IMAGE = encode(make_image(5, (200, 150)), "PNG")
 

@@ -24,12 +24,13 @@ from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
 from zoomguard.evaluation.settings import EvaluationSettings
-from zoomguard.media.fetch import FetchSettings
+from zoomguard.kafka.settings import KafkaSettings, TopicSettings
+from zoomguard.media.settings import FetchSettings
 from zoomguard.promotion.settings import RetrainSettings
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.telemetry.settings import TelemetrySettings
 from zoomguard.training.settings import TrainSettings
-from zoomguard.worker.settings import KafkaSettings, TopicSettings, WorkerSettings
+from zoomguard.worker.settings import WorkerSettings
 
 ENV_PREFIX = "ZOOMGUARD_"
 

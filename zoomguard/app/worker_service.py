@@ -42,7 +42,7 @@ async def run_service(
     owns_engine = engine is None
     try:
         if engine is None:
-            engine = build_engine(settings)
+            engine = build_engine(settings.engine, settings.detector)
             await engine.start()
         telemetry.health.engine_loaded = True
         telemetry.state.engine_queue_depth = engine.queue_depth
@@ -66,7 +66,7 @@ async def _run_worker(
     consumer = ConsumerThread(make_consumer(settings.kafka))
     producer = AsyncProducer(make_producer(settings.kafka))
     try:
-        detector = build_detector(settings, engine, telemetry.tracer)
+        detector = build_detector(settings.engine, settings.detector, engine, telemetry.tracer)
         cache = VerdictCache(settings.worker.cache_entries)
         processor = EventProcessor(
             detector,

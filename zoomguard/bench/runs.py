@@ -48,7 +48,7 @@ def throughput(started: float, completions: Sequence[float]) -> tuple[float, flo
 
 async def engine_ceiling(settings: Settings, engine: Engine, images: Sequence[bytes]) -> RunResult:
     """The same two queries straight to the engine in one batch: no Kafka, no decoding (done beforehand)."""
-    detector = build_detector(settings, engine)
+    detector = build_detector(settings.engine, settings.detector, engine)
     decoded = [decode_image(data) for data in images]
     completions: list[float] = []
 

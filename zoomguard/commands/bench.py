@@ -47,7 +47,7 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
     images = [s.data for s in make_samples(options.images, seed=1000, size=options.image_size)]
     with EmbeddedBroker() as broker:
         settings = bench_settings(options, broker.bootstrap)
-        engine = build_engine(settings)
+        engine = build_engine(settings.engine, settings.detector)
         _say(f"starting the engine ({settings.engine.mode}, {options.model})")
         await engine.start()
         try:
@@ -83,7 +83,7 @@ async def run_soak(
         for gib in cache_gib:
             overrides = {**options.engine_overrides, "mm_processor_cache_gb": gib}
             settings = bench_settings(replace(options, engine_overrides=overrides), broker.bootstrap)
-            engine = build_engine(settings)
+            engine = build_engine(settings.engine, settings.detector)
             _say(f"soak with mm_processor_cache_gb={gib}: starting the engine")
             await engine.start()
             try:

@@ -50,10 +50,10 @@ async def run_detect(
     progress: bool = True,
 ) -> int:
     """Detect every path; print each result as soon as all earlier ones are printed. Exit status 0/1."""
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
-        detector = build_detector(settings, engine)
+        detector = build_detector(settings.engine, settings.detector, engine)
         annotations = _Annotations(annotate_dir, settings.detector.limits) if annotate_dir is not None else None
         outcomes = await _detect_all(detector, paths, annotations, concurrency, out, as_json, progress)
     finally:

@@ -91,10 +91,10 @@ async def evaluate_models(
     if any(spec.adapter for spec in specs):
         engine_update["enable_lora"] = True
     settings = settings.model_copy(update={"engine": settings.engine.model_copy(update=engine_update)})
-    engine = build_engine(settings)
+    engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
-        detector = build_detector(settings, engine)
+        detector = build_detector(settings.engine, settings.detector, engine)
         base = detector.model
         results = []
         for spec in specs:

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from zoomguard.worker.settings import KafkaSettings
+from zoomguard.kafka.settings import KafkaSettings
 
 T = TypeVar("T")
 Headers = list[tuple[str, bytes]]

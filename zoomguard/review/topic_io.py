@@ -17,9 +17,9 @@ from kafka.errors import KafkaError
 
 from zoomguard.errors import UnavailableError
 from zoomguard.kafka.clients import make_producer
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.schemas.review import ReviewDecision
-from zoomguard.worker.settings import KafkaSettings
 
 Progress = Callable[[int, int], None]
 RECONNECT_BACKOFF_MAX_MS = 2000  # the webhook flusher's producer: how stale its view of a returning broker may be

@@ -27,12 +27,13 @@ from kafka.structs import OffsetAndMetadata
 from opentelemetry.trace import SpanKind
 
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread
+from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UNREADABLE_ERRORS, drop_broken_batch, probe_unreadable
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.telemetry.tracing import TRACE_HEADERS, context_from_headers, headers_from_context, kafka_attributes
 from zoomguard.worker.offsets import OffsetTracker
 from zoomguard.worker.processor import EventProcessor, InputRecord, Outcome, Output
-from zoomguard.worker.settings import TopicSettings, WorkerSettings
+from zoomguard.worker.settings import WorkerSettings
 
 log = structlog.get_logger("zoomguard.worker")
 

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, AdapterLoadError
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import ZoomguardError
+from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.schemas.review import ModelUpdate
-from zoomguard.worker.settings import KafkaSettings
 
 log = structlog.get_logger("zoomguard.model_updates")
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
+from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.images import ImageHeader, ImageLimits, decode_thumbnail, probe_image
@@ -29,7 +30,7 @@ from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, So
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.worker.cache import VerdictCache
 from zoomguard.worker.routing import route
-from zoomguard.worker.settings import TopicSettings, WorkerSettings
+from zoomguard.worker.settings import WorkerSettings
 
 log = structlog.get_logger("zoomguard.processor")
 
