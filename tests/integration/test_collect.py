@@ -22,6 +22,7 @@ from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.settings import KafkaSettings
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
@@ -70,7 +71,9 @@ def review_request(event: ImageEvent, data: bytes, size: tuple[int, int], source
         timings_ms=Timings(),
         usage=Usage(),
     )
-    routed = route(detection, event, source, audit_rate=0, review_image=task_image, now=T0)
+    routed = route(
+        detection, event, source, audit_rate=0, review_image=task_image, review_task=label_studio_task, now=T0
+    )
     assert routed.review is not None
     return routed.review
 

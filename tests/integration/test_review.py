@@ -23,9 +23,11 @@ from zoomguard.cli import main
 from zoomguard.errors import UnavailableError
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.kafka.reading import read_to_end
 from zoomguard.kafka.settings import KafkaSettings
+from zoomguard.review.ls_tasks import label_studio_task
+from zoomguard.review.publisher import DecisionPublisher, spool_publisher
 from zoomguard.review.settings import ReviewSettings
-from zoomguard.review.topic_io import DecisionPublisher, read_to_end, spool_publisher
 from zoomguard.review.webhook import WebhookService
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
@@ -76,7 +78,13 @@ def review_request(event_id: str, boxes: list[tuple[int, int, int, int]], *, siz
     )  # fmt: skip
     source = SourceRecord(topic="images.submitted", partition=0, offset=7)
     routed = route(
-        detection, event, source, audit_rate=0, review_image=f"https://cdn.example.com/{event_id}.png", now=when
+        detection,
+        event,
+        source,
+        audit_rate=0,
+        review_image=f"https://cdn.example.com/{event_id}.png",
+        review_task=label_studio_task,
+        now=when,
     )
     assert routed.review is not None
     return routed.review

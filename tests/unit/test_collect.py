@@ -28,6 +28,7 @@ from zoomguard.dataset.joining import (
 from zoomguard.dataset.records import split_of
 from zoomguard.errors import BadInputError
 from zoomguard.media.images import ImageLimits
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ImageRef, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision, ReviewedRegion
@@ -88,7 +89,9 @@ def request(
         {"event_id": event_id, "content_id": f"c-{event_id}", "submitted_at": T0, "image": {"url": image},
          "metadata": metadata or {}}
     )  # fmt: skip
-    routed = route(detection, event, INPUT, audit_rate=0, review_image=image, now=processed)
+    routed = route(
+        detection, event, INPUT, audit_rate=0, review_image=image, review_task=label_studio_task, now=processed
+    )
     assert routed.review is not None
     return routed.review
 

@@ -16,6 +16,7 @@ from zoomguard.errors import BadInputError, UnavailableError
 from zoomguard.review.labelstudio import Unusable, decision_from_annotation, decisions_from_webhook, parse_export
 from zoomguard.review.ls_boxes import box_to_percent, percent_to_box
 from zoomguard.review.ls_export import ReadRequest, export_task, export_tasks, latest_requests
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.review.settings import ReviewSettings
 from zoomguard.review.spool import SpoolRefused
 from zoomguard.review.webhook import Reply, WebhookApp
@@ -125,7 +126,15 @@ def request(event_id: str, when: datetime = NOW, **kwargs: Any) -> ReviewRequest
         }
     )
     source = SourceRecord(topic="images.submitted", partition=0, offset=1)
-    routed = route(detection(**kwargs), event, source, audit_rate=0, review_image="https://x/y.png", now=when)
+    routed = route(
+        detection(**kwargs),
+        event,
+        source,
+        audit_rate=0,
+        review_image="https://x/y.png",
+        review_task=label_studio_task,
+        now=when,
+    )
     assert routed.review is not None
     return routed.review
 

@@ -18,6 +18,7 @@ from zoomguard.errors import EngineUnavailableError
 from zoomguard.kafka.settings import TopicSettings
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.settings import FetchSettings
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import ModelInfo
 from zoomguard.worker.cache import VerdictCache
@@ -42,7 +43,14 @@ def _processor(script, sleeps: list[float] | None = None, max_output_bytes: int 
     )
     worker = WorkerSettings(audit_rate=0.0, retry_initial_s=0.5, retry_max_s=2.0)
     return EventProcessor(
-        detector, fetcher, VerdictCache(10), worker, TopicSettings(), sleep=sleep, max_output_bytes=max_output_bytes
+        detector,
+        fetcher,
+        VerdictCache(10),
+        worker,
+        TopicSettings(),
+        label_studio_task,
+        sleep=sleep,
+        max_output_bytes=max_output_bytes,
     )
 
 

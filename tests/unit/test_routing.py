@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Region, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, SourceRecord
-from zoomguard.worker.routing import in_audit_sample, label_studio_task, review_reason, route
+from zoomguard.worker.routing import in_audit_sample, review_reason, route
 
 
 def detection(decision: str = "ai_generated", p_ai: float | None = 0.93, reason: str | None = None) -> Detection:
@@ -64,17 +65,27 @@ def test_audit_sample_is_deterministic_and_near_its_rate() -> None:
 def test_route_builds_verdict_and_review() -> None:
     now = datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
     routed = route(
-        detection("uncertain", 0.5, "low_confidence"), EVENT, SOURCE, audit_rate=0, review_image="img", now=now
+        detection("uncertain", 0.5, "low_confidence"),
+        EVENT,
+        SOURCE,
+        audit_rate=0,
+        review_image="img",
+        review_task=label_studio_task,
+        now=now,
     )
     assert routed.verdict.event_id == "e-1" and routed.verdict.source == SOURCE
     assert routed.verdict.review_requested and routed.review is not None
     assert routed.review.reason == "uncertain" and routed.review.verdict == routed.verdict
-    confident = route(detection(), EVENT, SOURCE, audit_rate=0, review_image="img", now=now)
+    confident = route(
+        detection(), EVENT, SOURCE, audit_rate=0, review_image="img", review_task=label_studio_task, now=now
+    )
     assert confident.review is None and not confident.verdict.review_requested
 
 
 def test_label_studio_task_uses_percent_of_original_image() -> None:
-    verdict = route(detection(), EVENT, SOURCE, audit_rate=0, review_image="https://x/y.png").verdict
+    verdict = route(
+        detection(), EVENT, SOURCE, audit_rate=0, review_image="https://x/y.png", review_task=label_studio_task
+    ).verdict
     task = label_studio_task(verdict, "https://x/y.png", "audit")
     assert task["data"]["image"] == "https://x/y.png"
     prediction = task["predictions"][0]

@@ -16,11 +16,13 @@ from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
+from zoomguard.kafka.follow import TopicFollower
 from zoomguard.media.fetch import URLFetcher
+from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.telemetry.bundle import Telemetry, build_telemetry
 from zoomguard.worker.cache import VerdictCache
 from zoomguard.worker.loop import Worker, WorkerStats
-from zoomguard.worker.model_updates import KafkaUpdateSource, ModelSwitcher, ModelUpdateFollower
+from zoomguard.worker.model_updates import ModelSwitcher, ModelUpdateFollower
 from zoomguard.worker.processor import EventProcessor, Outcome
 
 log = structlog.get_logger("zoomguard.service")
@@ -74,6 +76,7 @@ async def _run_worker(
             cache,
             settings.worker,
             settings.topics,
+            label_studio_task,
             telemetry=telemetry,
             max_output_bytes=settings.kafka.max_request_size,
             image_limits=settings.detector.limits,
@@ -108,7 +111,7 @@ async def _following_model_updates(
     if not settings.worker.follow_model_updates:
         yield
         return
-    source = KafkaUpdateSource(settings.kafka, settings.topics.model_updates)
+    source = TopicFollower(settings.kafka, settings.topics.model_updates)
     follower = ModelUpdateFollower(
         source,
         ModelSwitcher(detector),

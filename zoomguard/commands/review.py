@@ -66,8 +66,8 @@ def run_export(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
+    from zoomguard.kafka.reading import read_to_end
     from zoomguard.review.ls_export import ReadRequest, export_tasks
-    from zoomguard.review.topic_io import read_to_end
     from zoomguard.schemas.events import ReviewRequest
 
     settings = _settings(args)
@@ -159,7 +159,7 @@ def _read_export(path: Path, limit: int) -> Any:
 def _publish(settings: Settings, decisions: list[Any]) -> None:
     from kafka.errors import KafkaError
 
-    from zoomguard.review.topic_io import DecisionPublisher
+    from zoomguard.review.publisher import DecisionPublisher
 
     try:
         publisher = DecisionPublisher(settings.kafka, settings.topics.review_decisions, settings.review.ack_timeout_s)
@@ -176,7 +176,7 @@ def _publish(settings: Settings, decisions: list[Any]) -> None:
 
 def run_webhook(args: argparse.Namespace) -> int:
     """Answers Label Studio once a decision is spooled; the flusher publishes it whenever the broker is up."""
-    from zoomguard.review.topic_io import DecisionPublisher, spool_publisher
+    from zoomguard.review.publisher import DecisionPublisher, spool_publisher
     from zoomguard.review.webhook import WebhookService
     from zoomguard.telemetry.logs import configure_logging
 

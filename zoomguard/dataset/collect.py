@@ -35,11 +35,11 @@ from zoomguard.dataset.joining import (
 )
 from zoomguard.dataset.records import TrainingRecord, labels, write_dataset
 from zoomguard.errors import BadInputError, UnavailableError
+from zoomguard.kafka.reading import read_to_end
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.images import ImageLimits, decode_image
-from zoomguard.review.topic_io import read_to_end
 from zoomguard.schemas.events import ImageRef, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 

@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePath
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -23,8 +22,6 @@ from pydantic import ValidationError
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, AdapterLoadError
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import ZoomguardError
-from zoomguard.kafka.settings import KafkaSettings
-from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.schemas.review import ModelUpdate
 
 log = structlog.get_logger("zoomguard.model_updates")
@@ -34,7 +31,8 @@ _RETRY_S = 2.0
 
 
 class UpdateSource(Protocol):
-    """Record values of the updates topic, in order; an empty list when nothing new arrived."""
+    """Record values of the updates topic, in order; an empty list when nothing new arrived
+    (`zoomguard.kafka.follow.TopicFollower` in the worker, a list in unit tests)."""
 
     async def read(self) -> list[bytes | None]: ...
 
@@ -187,48 +185,3 @@ class ModelUpdateFollower:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-class KafkaUpdateSource:
-    """The updates topic read by assignment from the beginning, with no consumer group and no commits.
-
-    kafka-python's consumer is not thread-safe: every call runs on one dedicated thread."""
-
-    def __init__(self, kafka: KafkaSettings, topic: str, poll_ms: int = 300):
-        self._kafka = kafka
-        self._topic = topic
-        self._poll_ms = poll_ms
-        self._consumer: Any = None
-        self._assigned = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-updates")
-
-    async def read(self) -> list[bytes | None]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._read)
-
-    def _read(self) -> list[bytes | None]:
-        from kafka import KafkaConsumer, TopicPartition
-
-        if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **self._kafka.common_config()
-            )
-        if not self._assigned:
-            partitions = self._consumer.partitions_for_topic(self._topic)
-            if not partitions:  # not created yet: nothing to serve; look again on the next read
-                time.sleep(self._poll_ms / 1000)
-                return []
-            assignment = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-            self._consumer.assign(assignment)
-            self._consumer.seek_to_beginning(*assignment)
-            self._assigned = True
-        batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
-        records = sorted((r for rs in batches.values() for r in rs), key=lambda r: (r.timestamp, r.partition, r.offset))
-        return [record.value for record in records]
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._consumer is not None:
-                self._consumer.close()
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)

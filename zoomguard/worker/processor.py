@@ -29,7 +29,7 @@ from zoomguard.schemas.detection import Detection, ErrorInfo
 from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.worker.cache import VerdictCache
-from zoomguard.worker.routing import route
+from zoomguard.worker.routing import ReviewTaskBuilder, route
 from zoomguard.worker.settings import WorkerSettings
 
 log = structlog.get_logger("zoomguard.processor")
@@ -93,6 +93,7 @@ class EventProcessor:
         cache: VerdictCache,
         worker: WorkerSettings,
         topics: TopicSettings,
+        review_task: ReviewTaskBuilder,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
         max_output_bytes: int = 4 * 1024 * 1024,
@@ -106,6 +107,7 @@ class EventProcessor:
         self._cache = cache
         self._worker = worker
         self._topics = topics
+        self._review_task = review_task
         self._sleep = sleep
         self._max_output_bytes = max_output_bytes
         self.engine_retries = 0
@@ -136,7 +138,14 @@ class EventProcessor:
         with self._tracer.start_as_current_span("route") as span:
             url = event.image.url
             review_image = url if url is not None else await self._thumbnail_uri(data)
-            routed = route(detection, event, source, audit_rate=self._worker.audit_rate, review_image=review_image)
+            routed = route(
+                detection,
+                event,
+                source,
+                audit_rate=self._worker.audit_rate,
+                review_image=review_image,
+                review_task=self._review_task,
+            )
             span.set_attributes(
                 {"zoomguard.decision": detection.decision, "zoomguard.review": routed.review is not None}
             )

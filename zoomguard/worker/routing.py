@@ -7,13 +7,17 @@ event makes the same choice and the sample stays unbiased (independent of the de
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from zoomguard.review.ls_boxes import box_to_percent
 from zoomguard.schemas.detection import Detection
 from zoomguard.schemas.events import ImageEvent, ReviewReason, ReviewRequest, SourceRecord, VerdictEvent
+
+# (verdict, image reviewers see, review reason) -> the review tool's task; built by review (Label Studio),
+# handed in by the wiring so the worker does not depend on the review tool.
+ReviewTaskBuilder = Callable[[VerdictEvent, str, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ def route(
     *,
     audit_rate: float,
     review_image: str,
+    review_task: ReviewTaskBuilder,
     now: datetime | None = None,
 ) -> Routed:
     """Build the outputs of one event; `review_image` is the URL or data URI reviewers will see."""
@@ -68,58 +73,6 @@ def route(
             content_id=event.content_id,
             reason=reason,
             verdict=verdict,
-            label_studio_task=label_studio_task(verdict, review_image, reason),
+            label_studio_task=review_task(verdict, review_image, reason),
         )
     return Routed(verdict, review)
-
-
-def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[str, Any]:
-    """A Label Studio task with the model's boxes as rectanglelabels (percent of the original image)
-    and its verdict as a choice; `score` lets reviewers sort by how sure the model was."""
-    width, height = verdict.image.width, verdict.image.height
-    results: list[dict[str, Any]] = []
-    for index, region in enumerate(verdict.regions):
-        results.append(
-            {
-                "id": f"region-{index}",
-                "from_name": "regions",
-                "to_name": "image",
-                "type": "rectanglelabels",
-                "original_width": width,
-                "original_height": height,
-                "image_rotation": 0,
-                "value": {
-                    **box_to_percent(region.box, width, height),
-                    "rotation": 0,
-                    "rectanglelabels": ["suspicious"],
-                },
-                "meta": {"text": [region.finding]} if region.finding else {},
-            }
-        )
-    if verdict.decision != "uncertain":
-        results.append(
-            {
-                "id": "verdict",
-                "from_name": "verdict",
-                "to_name": "image",
-                "type": "choices",
-                "value": {"choices": [verdict.decision]},
-            }
-        )
-    return {
-        "data": {
-            "image": image,
-            "event_id": verdict.event_id,
-            "content_id": verdict.content_id,
-            "explanation": verdict.explanation,
-            "review_reason": reason,
-            "p_ai": verdict.p_ai,
-        },
-        "predictions": [
-            {
-                "model_version": verdict.model.version,
-                "score": verdict.p_ai if verdict.p_ai is not None else 0.5,
-                "result": results,
-            }
-        ],
-    }
