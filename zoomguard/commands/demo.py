@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 import json
 import sys
 import uuid
@@ -17,15 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
 from zoomguard.app.config import Settings, load_settings
 from zoomguard.app.worker_service import run_service
+from zoomguard.commands.demo_report import gallery_html, report_text
 from zoomguard.detector.drawing import annotate
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
 from zoomguard.kafka.clients import ensure_topics, make_producer
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
+from zoomguard.kafka.reading import read_to_end
 from zoomguard.media.images import decode_image
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection
@@ -125,74 +125,34 @@ async def _run(settings: Settings, events: DemoEvents, out_dir: Path) -> int:
     finally:
         bar.close()
     outputs = read_outputs(settings)
-    _print_report(outputs, events)
+    print(report_text(outputs))
     gallery = write_gallery(outputs, events, out_dir)
     print(f"\nannotated images and gallery: {gallery}")
     return 0
 
 
 def read_outputs(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """Everything on the three output topics, read from the beginning."""
-    consumer = KafkaConsumer(**settings.kafka.common_config(), enable_auto_commit=False)
-    outputs: dict[str, list[dict[str, Any]]] = {}
-    try:
-        for name in (settings.topics.verdicts, settings.topics.review, settings.topics.dead_letter):
-            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            records: list[dict[str, Any]] = []
-            idle = 0
-            while idle < 3:
-                batch = consumer.poll(timeout_ms=300)
-                idle = 0 if batch else idle + 1
-                records.extend(json.loads(r.value) for rs in batch.values() for r in rs)
-            outputs[name] = records
-    finally:
-        consumer.close()
-    return outputs
-
-
-def _print_report(outputs: dict[str, list[dict[str, Any]]], events: DemoEvents) -> None:
-    verdicts, reviews, dead = outputs.values()
-    print(f"\nVERDICTS ({len(verdicts)})")
-    print(f"  {'event_id':<14} {'decision':<13} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache")
-    reasons = {r["event_id"]: r["reason"] for r in reviews}
-    for v in sorted(verdicts, key=lambda v: v["event_id"]):
-        p_ai = "-" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
-        print(
-            f"  {v['event_id']:<14} {v['decision']:<13} {p_ai:>6} {len(v['regions']):>7} {v['crops']:>5} "
-            f"{reasons.get(v['event_id'], '-'):<10} {'hit' if v['cache_hit'] else '-'}"
-        )
-    print(f"\nREVIEW REQUESTS ({len(reviews)}): " + ", ".join(f"{r['event_id']} ({r['reason']})" for r in reviews))
-    print(f"\nDEAD LETTERS ({len(dead)})")
-    for d in dead:
-        who = d["event_id"] or "(unreadable)"
-        print(f"  {who:<18} {d['stage']:<6} {d['error']['kind']:<16} {d['error']['message'][:70]}")
+    """Everything on the three output topics, each read to its end."""
+    names = (settings.topics.verdicts, settings.topics.review, settings.topics.dead_letter)
+    return {
+        name: [json.loads(r.value) for r in read_to_end(settings.kafka, name, timeout_s=60, timeout_setting="demo")]
+        for name in names
+    }
 
 
 def write_gallery(outputs: dict[str, list[dict[str, Any]]], events: DemoEvents, out_dir: Path) -> Path:
+    """Each verdict's image with its boxes drawn, and an HTML page of them all."""
     gallery = out_dir / "gallery"
     gallery.mkdir(exist_ok=True)
-    cards = []
-    verdicts = next(iter(outputs.values()))
-    for v in sorted(verdicts, key=lambda v: v["event_id"]):
-        data = events.images.get(v["event_id"])
+    drawn = []
+    for verdict in sorted(next(iter(outputs.values())), key=lambda v: v["event_id"]):
+        data = events.images.get(verdict["event_id"])
         if data is None:
             continue
-        detection = Detection.model_validate({k: v[k] for k in Detection.model_fields})
-        name = f"{v['event_id']}.png"
+        detection = Detection.model_validate({k: verdict[k] for k in Detection.model_fields})
+        name = f"{verdict['event_id']}.png"
         annotate(decode_image(data).image, detection).save(gallery / name)
-        findings = "".join(f"<li>{html.escape(r['finding'][:60])}</li>" for r in v["regions"])
-        p_ai = "n/a" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
-        cards.append(
-            f'<figure><img src="{name}" width="320"><figcaption><b>{html.escape(v["event_id"])}</b>: '
-            f"{v['decision']} (p_ai {p_ai})<ul>{findings}</ul></figcaption></figure>"
-        )
+        drawn.append((name, verdict))
     page = gallery / "index.html"
-    page.write_text(
-        "<!doctype html><meta charset=utf-8><title>zoomguard demo</title>"
-        "<style>body{font-family:sans-serif}figure{display:inline-block;vertical-align:top;margin:8px}</style>"
-        "<h1>zoomguard demo verdicts</h1><p>Tiny random-weight model: the verdicts exercise the pipeline "
-        "and mean nothing.</p>" + "".join(cards)
-    )
+    page.write_text(gallery_html(drawn))
     return page
