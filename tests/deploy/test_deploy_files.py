@@ -31,7 +31,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from zoomguard.app.config import ENV_PREFIX, Settings, load_settings
-from zoomguard.app.settings_reference import _walk
+from zoomguard.app.settings_reference import walk_settings
 from zoomguard.detector.factory import build_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,7 +208,9 @@ def _same_value(a: str | None, b: str | None) -> bool:
 
 @cache
 def _setting_env_names() -> frozenset[str]:
-    return frozenset(ENV_PREFIX + "__".join(p.upper() for p in path) for path, _, _ in _walk(Settings, Settings(), ()))
+    return frozenset(
+        ENV_PREFIX + "__".join(p.upper() for p in path) for path, _, _ in walk_settings(Settings, Settings(), ())
+    )
 
 
 def _topics() -> dict[str, dict[str, int]]:
@@ -475,7 +477,7 @@ def test_trainer_config_covers_the_retraining_sections() -> None:
 def test_reference_config_keys_are_real_settings(path: Path) -> None:
     # Sections are validated with extra="forbid", but crop and limit fields are dataclasses whose unknown
     # keys would be dropped silently: compare every key with the settings reference.
-    known = {tuple(p) for p, _, _ in _walk(Settings, Settings(), ())}
+    known = {tuple(p) for p, _, _ in walk_settings(Settings, Settings(), ())}
 
     def leaves(node: dict[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
         for key, value in node.items():

@@ -65,7 +65,7 @@ def test_examine_continues_the_generated_answer_token_for_token(
 ) -> None:
     """Query 2's prompt carries Query 1's answer as the ids the model generated, not the text tokenized again,
     so the prefix cache serves the answer too: every full block of Query 1's prompt and answer."""
-    block = inprocess_engine._llm.vllm_config.cache_config.block_size
+    block = inprocess_engine.prefix_block_size
     samples = make_samples(4, seed=31, size=(320, 240))
     examined = [d for d in _detect_batch(loop, inprocess_detector, [s.data for s in samples]) if d.examined]
     assert examined
@@ -117,7 +117,10 @@ class _Recording:
 
 
 def _vllm_detokenized(loop: LoopThread, engine: Any, request: GenerationRequest) -> tuple[str, float | None]:
-    """The answer and P(ai) with vLLM decoding every token and alternative itself (the slow way)."""
+    """The answer and P(ai) with vLLM decoding every token and alternative itself (the slow way).
+
+    It drives the engine's own private steps on purpose (its sampling parameters, prompt and raw run), so the
+    only difference from the served path is who decodes the tokens: no public hook exposes those steps."""
     from vllm import SamplingParams
 
     params = engine._params(request)

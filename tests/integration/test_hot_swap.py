@@ -272,7 +272,7 @@ class _Service:
         started = asyncio.Event()
 
         def on_started(worker: Any) -> None:
-            self._detector = worker._processor._detector
+            self._detector = worker.processor.detector
             started.set()
 
         async def launch() -> asyncio.Task[Any]:

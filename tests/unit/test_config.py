@@ -110,7 +110,7 @@ def test_environment_values_are_parsed_against_the_settings_type(name: str, raw:
 
 
 def test_a_codec_without_its_library_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(kafka_settings._CODEC_PRESENT, "zstd", lambda: False)
+    monkeypatch.setitem(kafka_settings.CODEC_AVAILABLE, "zstd", lambda: False)
     with pytest.raises(
         ConfigError, match=r"compression_type zstd needs its codec library: pip install 'kafka-python\[zstd\]'"
     ):

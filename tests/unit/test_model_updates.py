@@ -149,12 +149,13 @@ def test_follow_switches_and_ignores_bad_updates() -> None:
         [_raw(_update("v3", base_model="Qwen/Qwen2.5-VL-3B-Instruct"))],  # another base model
         [_raw(_update("v4")), _raw(_update("v5"))],  # two at once: the last one read is served
     ]
-    follower = _follower(detector, batches)
+    source = FakeSource(batches)
+    follower = ModelUpdateFollower(source, ModelSwitcher(detector), max_bytes=64 * 1024, catchup_s=5)
 
     async def run() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(follower.follow(stop))
-        while follower._source.batches:  # type: ignore[attr-defined]
+        while source.batches:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         stop.set()

@@ -63,4 +63,4 @@ def test_requests_without_affinity_are_not_remembered() -> None:
     engine = _engine(hosts, set())
     request = GenerationRequest("r", (Turn("user", "x"),), {"type": "object"}, 4)
     asyncio.run(engine.generate(request))
-    assert engine._affinity == {}
+    assert engine.affinity_entries == 0

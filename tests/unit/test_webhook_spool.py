@@ -113,8 +113,7 @@ def test_a_write_is_one_complete_file_and_reads_back(tmp_path: Path) -> None:
 
 def test_names_keep_the_write_order_when_the_clock_steps_back(tmp_path: Path) -> None:
     ticks = iter([5_000, 4_000, 4_000, 3_000])
-    spool = DecisionSpool(tmp_path, max_files=10, max_bytes=1 << 20, clock_ns=lambda: next(ticks))
-    spool._open()
+    spool = DecisionSpool.open(tmp_path, max_files=10, max_bytes=1 << 20, clock_ns=lambda: next(ticks))
     paths = [spool.write([decision(f"e-{i}")]) for i in range(3)]
     assert spool.pending() == paths and [p.name for p in paths] == [spool_name(s) for s in (5_000, 5_001, 5_002)]
 

@@ -21,19 +21,22 @@ END = "<!-- settings-reference:end -->"
 def settings_reference() -> str:
     rows = ["| setting | environment variable | default | what it does |", "|---|---|---|---|"]
     defaults = Settings()
-    for path, default, doc in _walk(Settings, defaults, ()):
+    for path, default, doc in walk_settings(Settings, defaults, ()):
         env = ENV_PREFIX + "__".join(part.upper() for part in path)
         rows.append(f"| `{'.'.join(path)}` | `{env}` | {_show(default)} | {doc} |")
     return "\n".join([BEGIN, *rows, END])
 
 
-def _walk(model: type[BaseModel], value: Any, prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any, str]]:
+def walk_settings(
+    model: type[BaseModel], value: Any, prefix: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], Any, str]]:
+    """(field path, default, description) of every leaf setting, depth first (the reference, the deploy checks)."""
     out = []
     for name, info in model.model_fields.items():
         current = getattr(value, name)
         path = (*prefix, name)
         if isinstance(current, BaseModel):
-            out += _walk(type(current), current, path)
+            out += walk_settings(type(current), current, path)
         elif dataclasses.is_dataclass(current) and not isinstance(current, type):
             for field in dataclasses.fields(current):
                 out.append(((*path, field.name), getattr(current, field.name), field.metadata.get("doc", "")))

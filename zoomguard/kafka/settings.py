@@ -8,7 +8,7 @@ from kafka import codec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 # kafka-python's checks (pure): is the library for this codec importable?
-_CODEC_PRESENT = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4, "zstd": codec.has_zstd}
+CODEC_AVAILABLE = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4, "zstd": codec.has_zstd}
 
 
 class TopicSettings(BaseModel):
@@ -65,7 +65,7 @@ class KafkaSettings(BaseModel):
     @model_validator(mode="after")
     def _check_codec(self) -> KafkaSettings:
         """Refuse at start-up, not on the first send: a missing codec library fails every batch."""
-        if self.compression_type is not None and not _CODEC_PRESENT[self.compression_type]():
+        if self.compression_type is not None and not CODEC_AVAILABLE[self.compression_type]():
             raise ValueError(
                 f"compression_type {self.compression_type} needs its codec library: "
                 f"pip install 'kafka-python[{self.compression_type}]'"

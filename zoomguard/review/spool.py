@@ -149,8 +149,10 @@ class DecisionSpool:
         self._lock_fd: int | None = None
 
     @classmethod
-    def open(cls, directory: Path | str, *, max_files: int, max_bytes: int) -> DecisionSpool:
-        spool = cls(directory, max_files=max_files, max_bytes=max_bytes)
+    def open(
+        cls, directory: Path | str, *, max_files: int, max_bytes: int, clock_ns: Callable[[], int] = time.time_ns
+    ) -> DecisionSpool:
+        spool = cls(directory, max_files=max_files, max_bytes=max_bytes, clock_ns=clock_ns)
         spool._open()
         return spool
 

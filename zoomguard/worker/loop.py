@@ -91,6 +91,10 @@ class Worker:
         state.paused = lambda: self.stats.paused
         state.lag = self.lag
 
+    @property
+    def processor(self) -> EventProcessor:
+        return self._processor
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then drain, commit and leave the group."""
         loop = asyncio.get_running_loop()

@@ -112,6 +112,11 @@ class EventProcessor:
         self._max_output_bytes = max_output_bytes
         self.engine_retries = 0
 
+    @property
+    def detector(self) -> ZoomInDetector:
+        """The detector this processor runs (the model-update follower switches what it serves)."""
+        return self._detector
+
     async def process(self, record: InputRecord) -> Outcome:
         source = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
         headers = [(k, v) for k, v in record.headers if k in PROPAGATED_HEADERS]

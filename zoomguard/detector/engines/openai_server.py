@@ -127,6 +127,11 @@ class OpenAIServerEngine:
             f"{_detail(response)}; if LoRA is off there, {_NO_RUNTIME_LORA}"
         )
 
+    @property
+    def affinity_entries(self) -> int:
+        """Images whose Query 2 is pinned to the server that ran their Query 1 (bounded)."""
+        return len(self._affinity)
+
     async def _discover_model(self) -> str:
         """The served model name from /v1/models (the first endpoint that answers)."""
         for endpoint in self._endpoints:

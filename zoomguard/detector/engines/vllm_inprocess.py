@@ -270,6 +270,11 @@ class VllmInProcessEngine:
             raise EngineUnavailableError("vLLM returned no output")
         return final
 
+    @property
+    def prefix_block_size(self) -> int:
+        """Tokens per KV-cache block: prefix caching reuses whole blocks only (the engine must be started)."""
+        return int(self._llm.vllm_config.cache_config.block_size)
+
     def queue_depth(self) -> int:
         return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
 
