@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo bench lint typecheck docs clean
+.PHONY: setup test test-fast demo bench lint typecheck docs clean
 
 setup:
 	./scripts/setup-venv.sh
@@ -11,6 +11,10 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -ra
+
+# The tests that need neither the tiny model nor the broker (markers set from fixtures in tests/conftest.py).
+test-fast: setup
+	$(PY) -m pytest -ra -m "not engine and not broker"
 
 demo: setup
 	$(VENV)/bin/zoomguard demo

@@ -8,31 +8,32 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import LoopThread, free_port
-from zoomguard.app.config import Settings, load_settings
+from tests.support import LoopThread, free_port, tiny_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
-from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
+from zoomguard.detector.tiny_model import build_tiny_model
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
-TINY_DETECTOR = TINY_DETECTOR_SETTINGS
-TINY_ENGINE = TINY_ENGINE_SETTINGS
+
+ENGINE_FIXTURES = frozenset({"tiny_model", "inprocess_engine", "inprocess_detector", "vllm_server"})
 
 
-def tiny_settings(model: str, engine: dict[str, Any] | None = None, **sections: Any) -> Settings:
-    """Settings for the tiny model; `engine` and other sections are merged over the tiny defaults."""
-    detector = {**TINY_DETECTOR, **sections.pop("detector", {})}
-    overrides = {"engine": {"model": model, **TINY_ENGINE, **(engine or {})}, "detector": detector, **sections}
-    return load_settings(environ={}, overrides=overrides)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the fixtures they use, so `-m "not engine and not broker"` (make test-fast) is exact."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & ENGINE_FIXTURES:
+            item.add_marker(pytest.mark.engine)
+        if "broker" in names:
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="session")

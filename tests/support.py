@@ -1,4 +1,5 @@
-"""Test helpers shared by the tiers: a background event loop for session-wide async engines, free ports."""
+"""Test helpers shared by the tiers: a background event loop for session-wide async engines, free ports, a TCP
+proxy that can cut connections, LoRA adapters for the tiny model."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import contextlib
 import socket
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+from zoomguard.app.config import Settings, load_settings
+from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS
+
 T = TypeVar("T")
+
+
+def tiny_settings(model: str, engine: dict[str, Any] | None = None, **sections: Any) -> Settings:
+    """Settings for the tiny model; `engine` and other sections are merged over the tiny defaults."""
+    detector = {**TINY_DETECTOR_SETTINGS, **sections.pop("detector", {})}
+    overrides = {"engine": {"model": model, **TINY_ENGINE_SETTINGS, **(engine or {})}, "detector": detector, **sections}
+    return load_settings(environ={}, overrides=overrides)
 
 
 class LoopThread:
@@ -95,3 +107,24 @@ class TcpProxy:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+def make_lora_adapter(model_dir: Path, out: Path, *, seed: int, rank: int = 8) -> Path:
+    """A peft LoRA adapter for the tiny model on the language model's attention projections, with non-zero
+    lora_B (peft starts it at zero, which would change nothing), saved as training saves it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+    )
+    peft_model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    peft_model.save_pretrained(str(out))
+    return out

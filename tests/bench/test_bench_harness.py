@@ -63,8 +63,6 @@ def test_the_naive_baseline_replays_the_engines_work_per_image() -> None:
     assert Replay.of(_detection(examined=False)).examine_tokens == 0  # no Query 2 where the engine ran none
 
 
-@pytest.mark.engine
-@pytest.mark.broker
 def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: Path) -> None:
     options = BenchOptions(
         model=str(tiny_model), images=6, sequential_images=3, naive_images=2, image_size=(160, 120),

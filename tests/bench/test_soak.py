@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import FAST_GROUP
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.bench.soak import RssSample, SoakResult, growth_after_warmup, soak
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
@@ -40,8 +39,6 @@ def test_growth_is_measured_from_the_end_of_the_warm_up() -> None:
     }
 
 
-@pytest.mark.engine
-@pytest.mark.broker
 def test_a_short_soak_samples_every_process_of_the_worker(
     loop: LoopThread, broker: EmbeddedBroker, tiny_model: Path, inprocess_engine: Engine
 ) -> None:

@@ -7,13 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from tests.unit.test_hostile_images import retyped_tiff_strip_offsets, scan_bomb
 from zoomguard.samples import write_samples
-
-pytestmark = pytest.mark.engine
 
 
 def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_model: Path) -> None:

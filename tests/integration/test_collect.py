@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.cli import main
 from zoomguard.dataset.collect import collect as run_collect
 from zoomguard.dataset.records import read_manifest, read_split
@@ -28,8 +27,6 @@ from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelIn
 from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 from zoomguard.worker.routing import route
-
-pytestmark = pytest.mark.broker
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
@@ -232,7 +229,6 @@ def test_recollecting_is_deterministic_and_keeps_splits(
     assert all(r.label == "real" for r in after.values())
 
 
-@pytest.mark.engine
 def test_collect_after_the_real_worker_takes_the_original_images(
     loop: LoopThread, broker: EmbeddedBroker, tiny_model: Path, inprocess_engine: Engine, tmp_path: Path
 ) -> None:

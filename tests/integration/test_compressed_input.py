@@ -9,14 +9,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import committed, image_event, inline, kafka_overrides, produce, read_json, run_until_handled
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
-
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 

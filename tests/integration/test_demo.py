@@ -6,10 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
-
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     result = subprocess.run(

@@ -16,8 +16,6 @@ from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
 
-pytestmark = pytest.mark.engine
-
 
 def _detect_batch(loop: LoopThread, detector: ZoomInDetector, datas: list[bytes]) -> list[Detection]:
     async def run() -> list[Detection]:
@@ -85,7 +83,7 @@ def test_the_same_image_gives_the_same_answer(loop: LoopThread, inprocess_detect
 
 def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) -> None:  # type: ignore[no-untyped-def]
     """With at least one region required, Query 2 gets zoomed crops as extra images in the real engine."""
-    from tests.conftest import tiny_settings
+    from tests.support import tiny_settings
     from zoomguard.detector.factory import build_detector
 
     forced = tiny_settings(str(tiny_model), detector={"min_regions": 1})
@@ -150,7 +148,7 @@ def test_answers_decoded_once_match_vllm_detokenizing(
 ) -> None:
     """The engine asks vLLM for token ids only and decodes the answer once (token_texts); the text and
     P(ai) must be what vLLM's own per-token detokenization gives for the same requests."""
-    from tests.conftest import tiny_settings
+    from tests.support import tiny_settings
     from zoomguard.detector.factory import build_detector
 
     recording = _Recording(inprocess_engine)

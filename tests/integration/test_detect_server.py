@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_settings
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.errors import EngineUnavailableError
 from zoomguard.samples import make_samples, write_samples
 from zoomguard.schemas.detection import Detection
-
-pytestmark = pytest.mark.engine
 
 
 def test_detect_through_the_server(loop: LoopThread, tiny_model: Path, vllm_server: str) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import read_all
+from tests.support import make_lora_adapter, tiny_settings
 from zoomguard.app.config import Settings
 from zoomguard.cli import main
 from zoomguard.dataset.records import TrainingRecord, write_dataset
@@ -35,24 +35,8 @@ from zoomguard.promotion.registry import Registry
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
 
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
-
 IMAGES = 12
 SOURCES = ("gen-a", "camera")
-
-
-def make_lora_adapter(model_dir: Path, out: Path, seed: int) -> Path:
-    """A peft LoRA on the language model's q/v projections with random A and B (peft's default B is zero,
-    which would be the base model again)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out)
-    return out
 
 
 def _records(labels: list[str]) -> list[TrainingRecord]:

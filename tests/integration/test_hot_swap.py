@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import TopicWatcher, image_event, inline, kafka_overrides, produce, wait_for
-from tests.support import LoopThread
+from tests.support import LoopThread, make_lora_adapter, tiny_settings
 from zoomguard.app.config import Settings
 from zoomguard.app.worker_service import run_service
 from zoomguard.detector.calibration import calibrate
@@ -34,30 +33,7 @@ from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
 from zoomguard.schemas.review import Calibration, ModelUpdate
 
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
-
 LORA_ENGINE = {"enable_lora": True, "max_lora_rank": 8}
-
-
-def make_lora_adapter(model_dir: Path, out: Path, *, seed: int, rank: int = 8) -> Path:
-    """A peft LoRA adapter for the tiny model on the language model's attention projections, with non-zero
-    lora_B (peft starts it at zero, which would change nothing), saved as training saves it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(
-        r=rank, lora_alpha=2 * rank, target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
-    )
-    peft_model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    peft_model.save_pretrained(str(out))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -170,7 +170,6 @@ def test_vllm_loads_the_plugin() -> None:
 # --- the real in-process engine --------------------------------------------------------------------------
 
 
-@pytest.mark.engine
 def test_engine_processes_die_with_a_killed_worker(tmp_path: Path, tiny_model: Path) -> None:
     """SIGKILL `zoomguard detect` while the engine is answering: EngineCore, its model worker and every other
     process it started go too."""
@@ -232,7 +231,6 @@ def _port_free(port: int) -> bool:
 
 
 @linux_only
-@pytest.mark.broker
 def test_broker_dies_with_a_killed_broker_command(tmp_path: Path) -> None:
     port = free_port()
     root, tansu = _start_broker_command(port, tmp_path / "broker.log")
@@ -243,7 +241,6 @@ def test_broker_dies_with_a_killed_broker_command(tmp_path: Path) -> None:
     assert _port_free(port)
 
 
-@pytest.mark.broker
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda sig: sig.name)
 def test_broker_command_stops_the_broker_and_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     port = free_port()
@@ -256,7 +253,6 @@ def test_broker_command_stops_the_broker_and_exits_0_on_signal(tmp_path: Path, s
 
 
 @linux_only
-@pytest.mark.broker
 def test_broker_outlives_the_thread_that_started_it() -> None:
     """The parent-death signal fires when the thread that forked the child exits: a broker started from a
     short-lived thread must still run after it."""

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.cli import main
 from zoomguard.dataset.records import read_manifest
 from zoomguard.detector.engines.base import Engine
@@ -28,8 +27,6 @@ from zoomguard.promotion.retrain import REPORT_FILE, retrain
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
 from zoomguard.training.trl_common import SUMMARY_FILE
-
-pytestmark = pytest.mark.broker
 
 IMAGES = 8
 SMALL_TRAINING = {

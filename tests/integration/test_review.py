@@ -34,8 +34,6 @@ from zoomguard.schemas.events import ImageEvent, ReviewRequest, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 from zoomguard.worker.routing import route
 
-pytestmark = pytest.mark.broker
-
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "label_studio"
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

@@ -9,21 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_all, run_until_handled, wait_for
-from tests.support import LoopThread, TcpProxy, free_port
+from tests.support import LoopThread, TcpProxy, free_port, tiny_settings
 from zoomguard.app.worker_service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import LocalImageServer, make_samples
 from zoomguard.telemetry.bundle import build_telemetry
-
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN = "00f067aa0ba902b7"

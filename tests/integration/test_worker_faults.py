@@ -17,9 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import (
     TopicWatcher,
     committed,
@@ -30,13 +27,11 @@ from tests.kafka_helpers import (
     read_json,
     wait_for,
 )
-from tests.support import LoopThread, TcpProxy
+from tests.support import LoopThread, TcpProxy, tiny_settings
 from zoomguard.app.config import Settings
 from zoomguard.app.worker_service import run_service
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
-
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 
 def _events(count: int, seed: int) -> list[tuple[bytes | None, bytes]]:

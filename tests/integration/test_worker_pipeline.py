@@ -7,9 +7,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import tiny_settings
 from tests.kafka_helpers import (
     committed,
     image_event,
@@ -20,12 +17,10 @@ from tests.kafka_helpers import (
     read_json,
     run_until_handled,
 )
-from tests.support import LoopThread
+from tests.support import LoopThread, tiny_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import LocalImageServer, make_samples
-
-pytestmark = [pytest.mark.engine, pytest.mark.broker]
 
 PARTITIONS = 3
 
