@@ -27,7 +27,7 @@ from zoomguard.dataset.joining import (
 )
 from zoomguard.dataset.records import split_of
 from zoomguard.errors import BadInputError
-from zoomguard.media.images import ImageLimits
+from zoomguard.media.settings import ImageLimits
 from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Timings, Usage
 from zoomguard.schemas.events import ImageEvent, ImageRef, ReviewRequest, SourceRecord

@@ -15,11 +15,12 @@ from zoomguard.dataset.conversations import (
     to_model_space,
 )
 from zoomguard.dataset.records import TrainingRecord
-from zoomguard.detector.crops import CropSettings, plan_crops
+from zoomguard.detector.crops import plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box, iou
 from zoomguard.detector.parsing import parse_answer
 from zoomguard.detector.prompts import EXAMINE_WITHOUT_CROPS, examine_prompt, locate_prompt
+from zoomguard.detector.settings import CropSettings
 from zoomguard.errors import BadInputError
 from zoomguard.samples import encode, make_image
 

@@ -8,8 +8,9 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
-from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
+from zoomguard.detector.crops import cut_crops, plan_crops
 from zoomguard.detector.geometry import Box
+from zoomguard.detector.settings import CropSettings
 
 SETTINGS = CropSettings(
     max_crops=3, pad_fraction=0.1, min_pad_px=4, min_crop_side=64, max_area_fraction=0.5,

@@ -14,9 +14,10 @@ from PIL import Image
 
 from tests.unit.test_images import encode, noise, one_bit_png
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError
-from zoomguard.media.images import ImageLimits, decode_image, decode_thumbnail, probe_image
+from zoomguard.media.images import decode_image, decode_thumbnail, probe_image
 from zoomguard.media.jpeg_scans import count_jpeg_scans
 from zoomguard.media.pixel_budget import PixelBudget
+from zoomguard.media.settings import ImageLimits
 
 # ---------------------------------------------------------------- fuzzed files (built here, as the fuzzer did)
 

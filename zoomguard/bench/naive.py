@@ -16,10 +16,11 @@ from typing import Any
 from PIL import Image
 
 from zoomguard.bench.runs import RunResult, throughput
-from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
+from zoomguard.detector.crops import cut_crops, plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
+from zoomguard.detector.settings import CropSettings
 from zoomguard.media.images import decode_image
 from zoomguard.schemas.detection import Detection
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from PIL import Image
 
-from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
+from zoomguard.detector.crops import cut_crops, plan_crops
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
-from zoomguard.media.images import ImageLimits, decode_image, encode_image, resize_to
+from zoomguard.detector.settings import CropSettings
+from zoomguard.media.images import decode_image, encode_image, resize_to
+from zoomguard.media.settings import ImageLimits
 from zoomguard.samples import make_image
 
 

@@ -18,7 +18,8 @@ from zoomguard.detector.drawing import annotate
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import ZoomguardError
-from zoomguard.media.images import ImageLimits, decode_image
+from zoomguard.media.images import decode_image
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
 
 log = structlog.get_logger("zoomguard.detect")

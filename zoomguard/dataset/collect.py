@@ -39,7 +39,8 @@ from zoomguard.kafka.reading import read_to_end
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.media.fetch import URLFetcher
-from zoomguard.media.images import ImageLimits, decode_image
+from zoomguard.media.images import decode_image
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.events import ImageRef, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 

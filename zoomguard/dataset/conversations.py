@@ -18,12 +18,14 @@ from typing import Any, Literal
 from PIL import Image
 
 from zoomguard.dataset.records import TrainingRecord
-from zoomguard.detector.crops import CropSettings, cut_crops, plan_crops
+from zoomguard.detector.crops import cut_crops, plan_crops
 from zoomguard.detector.families import ModelFamily
 from zoomguard.detector.geometry import Box
 from zoomguard.detector.prompts import examine_prompt, locate_prompt
+from zoomguard.detector.settings import CropSettings
 from zoomguard.errors import BadInputError
-from zoomguard.media.images import ImageLimits, decode_image, resize_to
+from zoomguard.media.images import decode_image, resize_to
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.answers import ExamineAnswer, LocateAnswer, RegionAnswer
 
 Stage = Literal["locate", "examine"]

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoomguard.detector.crops import CropSettings
-from zoomguard.media.images import ImageLimits
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.answers import Charset, ExamineAnswer, LocateAnswer, worst_case_tokens
+
+
+def _doc(default: float, doc: str) -> Any:
+    """A default with a description, which the settings reference (settings_reference.py) prints."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """Crop geometry; validated on construction so a bad config fails at start, not mid-stream."""
+
+    max_crops: int = _doc(4, "crops sent to Query 2 at most (each costs image tokens)")
+    pad_fraction: float = _doc(0.15, "context added on each side, as a fraction of the region's side")
+    min_pad_px: int = _doc(8, "context added on each side at least (pixels)")
+    min_crop_side: int = _doc(64, "smaller regions are grown around their centre to this side (pixels)")
+    max_area_fraction: float = _doc(0.5, "regions covering more of the image are not cropped (the paper's rule)")
+    merge_iou: float = _doc(0.5, "regions overlapping at least this IoU are merged into one crop")
+    zoom_target_side: int = _doc(448, "a crop's longer side is scaled towards this (zoom in, or down)")
+    max_zoom: float = _doc(4.0, "upscaling never exceeds this factor")
+
+    def __post_init__(self) -> None:
+        # written so that NaN fails every check
+        checks = [
+            (self.max_crops >= 0, "max_crops must be >= 0"),
+            (self.pad_fraction >= 0, "pad_fraction must be >= 0"),
+            (self.min_pad_px >= 0, "min_pad_px must be >= 0"),
+            (self.min_crop_side >= 1, "min_crop_side must be >= 1"),
+            (0 < self.max_area_fraction <= 1, "max_area_fraction must be in (0, 1]"),
+            (0 < self.merge_iou <= 1, "merge_iou must be in (0, 1]"),
+            (self.zoom_target_side >= 28, "zoom_target_side must be >= 28"),
+            (self.max_zoom >= 1, "max_zoom must be >= 1"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("invalid crop settings: " + "; ".join(problems))
 
 
 class DetectorSettings(BaseModel):

@@ -14,13 +14,14 @@ import re
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from zoomguard.errors import ImageDecodeError, ImageTooLargeError
 from zoomguard.media.jpeg_scans import count_jpeg_scans
+from zoomguard.media.settings import ImageLimits
 
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 
@@ -43,35 +44,6 @@ _DEEP_GREY_MODES = _UNSIGNED_16_MODES | {"I", "F"}
 _WHITE = (255, 255, 255)
 _CHUNK_ELEMENTS = 1 << 20  # bounds the float temporaries of deep-grey scaling to a few MB
 _ENCODERS = {"PNG": "PNG", "JPEG": "JPEG", "JPG": "JPEG"}
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """Why: uploads are untrusted; these bound memory and CPU per image, and per process."""
-
-    max_bytes: int = field(default=20 * 1024 * 1024, metadata={"doc": "largest encoded image accepted (bytes)"})
-    max_pixels: int = field(
-        default=50_000_000, metadata={"doc": "largest width x height, checked from the header before decoding"}
-    )
-    max_jpeg_scans: int = field(
-        default=100,
-        metadata={"doc": "JPEGs with more scans are refused before decoding (scan bombs; a progressive photo has ~10)"},
-    )
-    max_decoded_pixels: int = field(
-        default=200_000_000,
-        metadata={
-            "doc": "decoded pixels one process holds at once (decodes, and originals until their crops are cut); "
-            "at least max_pixels"
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if min(self.max_bytes, self.max_pixels, self.max_jpeg_scans) < 1:
-            raise ValueError(f"image limits must be positive, got {self}")
-        if self.max_decoded_pixels < self.max_pixels:
-            raise ValueError(
-                f"max_decoded_pixels ({self.max_decoded_pixels:,}) must be at least max_pixels ({self.max_pixels:,})"
-            )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Fetch settings: how image URLs from untrusted events may be fetched (no I/O here)."""
+"""Media settings: how image URLs may be fetched and how much an untrusted image may cost (no I/O here)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,3 +22,32 @@ class FetchSettings(BaseModel):
     )
     allowed_ports: list[int] = Field(default_factory=list, description="ports besides 80/443 that may be used")
     user_agent: str = Field("zoomguard/0.1 (+content moderation)", description="User-Agent sent")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Why: uploads are untrusted; these bound memory and CPU per image, and per process."""
+
+    max_bytes: int = field(default=20 * 1024 * 1024, metadata={"doc": "largest encoded image accepted (bytes)"})
+    max_pixels: int = field(
+        default=50_000_000, metadata={"doc": "largest width x height, checked from the header before decoding"}
+    )
+    max_jpeg_scans: int = field(
+        default=100,
+        metadata={"doc": "JPEGs with more scans are refused before decoding (scan bombs; a progressive photo has ~10)"},
+    )
+    max_decoded_pixels: int = field(
+        default=200_000_000,
+        metadata={
+            "doc": "decoded pixels one process holds at once (decodes, and originals until their crops are cut); "
+            "at least max_pixels"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if min(self.max_bytes, self.max_pixels, self.max_jpeg_scans) < 1:
+            raise ValueError(f"image limits must be positive, got {self}")
+        if self.max_decoded_pixels < self.max_pixels:
+            raise ValueError(
+                f"max_decoded_pixels ({self.max_decoded_pixels:,}) must be at least max_pixels ({self.max_pixels:,})"
+            )

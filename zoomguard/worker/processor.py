@@ -24,7 +24,8 @@ from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError
 from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError
 from zoomguard.media.fetch import URLFetcher
-from zoomguard.media.images import ImageHeader, ImageLimits, decode_thumbnail, probe_image
+from zoomguard.media.images import ImageHeader, decode_thumbnail, probe_image
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.detection import Detection, ErrorInfo
 from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
