@@ -2,27 +2,72 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoomguard.app.config import Settings, load_settings
-from zoomguard.bench.naive import Replay, naive_transformers
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
 from zoomguard.bench.report import machine, markdown, write
-from zoomguard.bench.runs import RunResult, engine_ceiling, percentiles, pipeline
-from zoomguard.bench.soak import NOT_THE_WORKER, soak
-from zoomguard.detector.factory import build_engine
+from zoomguard.commands.common import Command, quiet_engine_logs
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
 
+if TYPE_CHECKING:
+    from zoomguard.bench.runs import RunResult
+
 # Fast group joins on the embedded broker (see environment notes); a real cluster keeps its own values.
 _BENCH_KAFKA = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="small counts: under 5 minutes on the tiny model on CPU")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/report.json"), help="JSON report (+ .md, .png)")
+    parser.add_argument("--model", help="checkpoint or hub id (default: the tiny offline model, built if needed)")
+    parser.add_argument("--server", action="append", metavar="URL", help="measure vLLM servers instead (repeatable)")
+    parser.add_argument("--images", type=int, help="images for the ceiling, pipeline and latency runs")
+    parser.add_argument("--image-size", default="320x240", help="generated image size WxH (default 320x240)")
+    parser.add_argument("--max-in-flight", type=int, default=128, help="worker window (default 128, the worker's)")
+    parser.add_argument("--load-format", help="vLLM load format; 'dummy' = random weights from a real config")
+    parser.add_argument("--dtype", help="vLLM dtype (default: float32 for the tiny model, auto otherwise)")
+    parser.add_argument("--max-pixels", type=int, help="detector.max_pixels (default: 224*224 for the tiny model)")
+    parser.add_argument(
+        "--soak", type=int, metavar="N", help="only the soak: N never-repeated uploads, RSS of every process over time"
+    )
+    parser.add_argument(
+        "--soak-cache-gb",
+        type=float,
+        action="append",
+        metavar="GIB",
+        help="engine.mm_processor_cache_gb for the soak, repeatable (one engine each, side by side; default: 0.5)",
+    )
+    parser.add_argument(
+        "--soak-warmup", type=float, default=0.25, help="share of the soak's uploads before growth is measured"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Flags go to `BenchOptions`, not to the settings: each run builds the settings it measures."""
+    from zoomguard.telemetry.logs import configure_logging
+
+    quiet_engine_logs()
+    configure_logging("WARNING")
+    if args.soak:
+        cache_gib = args.soak_cache_gb or [0.5]
+        asyncio.run(run_soak(options_from_args(args), args.out, args.soak, cache_gib, args.soak_warmup))
+        return 0
+    asyncio.run(run_bench(options_from_args(args), args.out))
+    return 0
+
+
+COMMAND = Command("bench", "throughput, latency, prefix reuse and memory, side by side in one run", add_arguments, run)
 
 
 def _say(message: str) -> None:
@@ -44,6 +89,9 @@ def bench_settings(options: BenchOptions, bootstrap: str) -> Settings:
 
 
 async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
+    from zoomguard.bench.naive import Replay, naive_transformers
+    from zoomguard.detector.factory import build_engine
+
     images = [s.data for s in make_samples(options.images, seed=1000, size=options.image_size)]
     with EmbeddedBroker() as broker:
         settings = bench_settings(options, broker.bootstrap)
@@ -78,6 +126,9 @@ async def run_soak(
     options: BenchOptions, out: Path, uploads: int, cache_gib: list[float], warmup_share: float = 0.25
 ) -> dict[str, Any]:
     """The soak alone, once per processed-image cache size (a fresh engine each), side by side in one report."""
+    from zoomguard.bench.soak import soak
+    from zoomguard.detector.factory import build_engine
+
     runs: dict[str, Any] = {}
     with EmbeddedBroker() as broker:
         for gib in cache_gib:
@@ -137,10 +188,14 @@ def soak_markdown(report: dict[str, Any]) -> str:
 
 
 def _worker_total(rss_mb: dict[str, float]) -> float:
+    from zoomguard.bench.soak import NOT_THE_WORKER
+
     return sum(mb for role, mb in rss_mb.items() if role not in NOT_THE_WORKER)
 
 
 async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:
+    from zoomguard.bench.runs import engine_ceiling, pipeline
+
     _say("warm-up (grammar compilation, first batches)")
     await engine_ceiling(settings, engine, images[: min(8, len(images))])
     _say(f"engine ceiling: {len(images)} images straight to the engine")
@@ -185,6 +240,8 @@ async def _measure(options: BenchOptions, settings: Settings, engine: Any, image
 def _report(
     options: BenchOptions, settings: Settings, r: dict[str, Any], naive: RunResult, prepost: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    from zoomguard.bench.runs import percentiles
+
     ceiling, piped, sequential = r["ceiling"].ips, r["pipeline"].ips, r["sequential"].ips
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import time
 from types import FrameType
 
+from zoomguard.commands.common import Command
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 
 _POLL_S = 0.1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument("--host", default="127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_broker(args.host, args.port)
+
+
+COMMAND = Command("broker", "the embedded Kafka-compatible broker (Tansu), in the foreground", add_arguments, run)
 
 
 def run_broker(host: str, port: int) -> int:

@@ -8,30 +8,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zoomguard.commands.common import Command
+from zoomguard.commands.flags import config_flag, kafka_flags, progress_flag, settings_from
+
 MAX_PRINTED_SKIPS = 20
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "collect", help="review decisions -> training dataset (latest decision per event, images included)"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="dataset directory (default review.dataset_dir)")
-    parser.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
-    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
-    parser.set_defaults(handler=run_collect)
+    kafka_flags(parser)
+    config_flag(parser)
+    progress_flag(parser)
 
 
 def run_collect(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zoomguard.app.config import load_settings
     from zoomguard.dataset.collect import collect
 
-    overrides: dict[str, Any] = {}
-    if args.bootstrap_servers:
-        overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-    settings = load_settings(args.config, overrides)
+    settings = settings_from(args)
     out = args.out or Path(settings.review.dataset_dir)
     with _Bars(disabled=args.no_progress) as bars:
         report = asyncio.run(collect(settings, out, bars.update))
@@ -41,6 +36,14 @@ def run_collect(args: argparse.Namespace) -> int:
         print(f"... and {len(report.skipped_events) - MAX_PRINTED_SKIPS} more (see manifest.json)", file=sys.stderr)
     print(json.dumps({**report.summary(), "dataset": str(out)}))
     return 0
+
+
+COMMAND = Command(
+    "collect",
+    "review decisions -> training dataset (latest decision per event, images included)",
+    add_arguments,
+    run_collect,
+)
 
 
 class _Bars:

@@ -7,6 +7,7 @@ verdicts, review requests and dead letters are printed and an annotated HTML gal
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
@@ -14,12 +15,12 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from zoomguard.app.config import Settings, load_settings
-from zoomguard.app.worker_service import run_service
+from zoomguard.commands.common import Command, quiet_engine_logs
 from zoomguard.commands.demo_report import gallery_html, report_text
 from zoomguard.detector.drawing import annotate
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS, build_tiny_model
@@ -29,13 +30,32 @@ from zoomguard.kafka.reading import read_to_end
 from zoomguard.media.images import decode_image
 from zoomguard.samples import LocalImageServer, image_event_json, make_samples
 from zoomguard.schemas.detection import Detection
-from zoomguard.worker.processor import Outcome
+
+if TYPE_CHECKING:
+    from zoomguard.worker.processor import Outcome
 
 # The tiny model's random weights put p_ai near 0.5, so the demo narrows the uncertain band to show all
 # three routes; everything else is the tiny model's CPU settings.
 DEMO_DETECTOR: dict[str, Any] = {**TINY_DETECTOR_SETTINGS, "ai_threshold": 0.47, "real_threshold": 0.44}
 # Join a group in ~1 s on the embedded broker (real Kafka refuses sessions under 6 s: demo only).
 DEMO_KAFKA: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400, "group_id": "zoomguard-demo"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
+    parser.add_argument("--inline", type=int, default=8, help="images sent inline")
+    parser.add_argument("--by-url", type=int, default=4, help="images sent by URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    from zoomguard.telemetry.logs import configure_logging
+
+    quiet_engine_logs()
+    configure_logging("WARNING")
+    return asyncio.run(run_demo(args.out, inline=args.inline, by_url=args.by_url))
+
+
+COMMAND = Command("demo", "embedded broker + tiny model + sample images: the whole pipeline", add_arguments, run)
 
 
 @dataclass
@@ -102,6 +122,8 @@ async def run_demo(out_dir: Path, inline: int = 8, by_url: int = 4) -> int:
 
 
 async def _run(settings: Settings, events: DemoEvents, out_dir: Path) -> int:
+    from zoomguard.app.worker_service import run_service
+
     topics = settings.topics
     ensure_topics(settings.kafka, [topics.input, topics.verdicts, topics.review, topics.dead_letter])
     producer = make_producer(settings.kafka)

@@ -2,27 +2,57 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
 from tqdm import tqdm
 
 from zoomguard.app.config import Settings
+from zoomguard.commands.common import Command, quiet_engine_logs
+from zoomguard.commands.flags import config_flag, family_flag, model_flag, progress_flag, server_flag, settings_from
 from zoomguard.detector.drawing import annotate
-from zoomguard.detector.factory import build_detector, build_engine
-from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import ZoomguardError
 from zoomguard.media.images import decode_image
 from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
 
-log = structlog.get_logger("zoomguard.detect")
+if TYPE_CHECKING:
+    from zoomguard.detector.zoomin import ZoomInDetector
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="image files")
+    model_flag(parser)
+    server_flag(parser)
+    family_flag(parser)
+    config_flag(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON line per input, in input order")
+    parser.add_argument("--annotate", metavar="OUTDIR", type=Path, help="write each image with its boxes (PNG)")
+    parser.add_argument("--concurrency", type=int, default=64, help="images in flight at once (default 64)")
+    progress_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_engine_logs()
+    return asyncio.run(
+        run_detect(
+            settings_from(args),
+            args.paths,
+            as_json=args.json,
+            annotate_dir=args.annotate,
+            concurrency=args.concurrency,
+            progress=not args.no_progress,
+        )
+    )
+
+
+COMMAND = Command("detect", "run ZoomIn on image files and print one result per input", add_arguments, run)
 
 
 @dataclass(frozen=True)
@@ -51,6 +81,8 @@ async def run_detect(
     progress: bool = True,
 ) -> int:
     """Detect every path; print each result as soon as all earlier ones are printed. Exit status 0/1."""
+    from zoomguard.detector.factory import build_detector, build_engine
+
     engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
@@ -116,7 +148,7 @@ async def _detect_one(
     except ZoomguardError as exc:
         return DetectOutcome(path, error=ErrorInfo(kind=exc.kind, message=str(exc)))
     except Exception as exc:  # a bug on one input must not cost the other inputs their lines
-        log.exception("detect failed unexpectedly", input=path)
+        _log().exception("detect failed unexpectedly", input=path)
         return DetectOutcome(path, error=ErrorInfo(kind="internal_error", message=f"{type(exc).__name__}: {exc}"))
     return DetectOutcome(path, detection=detection)
 
@@ -145,3 +177,9 @@ def _print_table(outcomes: Sequence[DetectOutcome], out: TextIO) -> None:
 def _short(text: str, limit: int = 70) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _log() -> Any:
+    import structlog  # here, not at import: building the CLI's parser imports this module
+
+    return structlog.get_logger("zoomguard.detect")

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from zoomguard.commands.common import Command, quiet_engine_logs
+from zoomguard.commands.flags import config_flag, model_flag, progress_flag, server_flag, settings_flag, settings_from
 
 SUMMARY_KEYS = (
     "count",
@@ -25,44 +27,25 @@ SUMMARY_KEYS = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("eval", help="accuracy, F1, AUROC, ECE, box IoU, parse failures of a model on a split")
-    parser.add_argument("--model", help="base checkpoint directory or hub id (default engine.model)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    model_flag(parser)
     parser.add_argument("--adapter", type=Path, help="LoRA adapter directory (peft) applied to the base model")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset directory written by `zoomguard collect`")
-    parser.add_argument("--split", choices=("train", "test"), help="split to score (default evaluation.split)")
+    settings_flag(parser, "--split", "evaluation.split")
     parser.add_argument("--out", type=Path, default=Path("eval-out"), help="output folder (default eval-out)")
-    parser.add_argument("--concurrency", type=int, help="images in flight at once (default evaluation.concurrency)")
-    parser.add_argument("--server", action="append", metavar="URL", help="vLLM OpenAI-compatible server (repeatable)")
-    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(handler=run_eval)
-
-
-def engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Command-line flags as settings overrides (shared with `promote`)."""
-    overrides: dict[str, Any] = {}
-    engine: dict[str, Any] = {}
-    if args.model:
-        engine["model"] = args.model
-    if getattr(args, "server", None):
-        engine.update(server_urls=args.server, mode="server")
-    if engine:
-        overrides["engine"] = engine
-    if getattr(args, "concurrency", None):
-        overrides["evaluation"] = {"concurrency": args.concurrency}
-    return overrides
+    settings_flag(parser, "--concurrency", "evaluation.concurrency")
+    server_flag(parser)
+    config_flag(parser)
+    progress_flag(parser)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zoomguard.app.config import load_settings
-    from zoomguard.cli import _quiet_engine_logs
     from zoomguard.evaluation.runner import evaluate_dataset
 
-    _quiet_engine_logs()
-    settings = load_settings(args.config, engine_overrides(args))
+    quiet_engine_logs()
+    settings = settings_from(args)
     evaluation = asyncio.run(
         evaluate_dataset(
             settings,
@@ -78,3 +61,8 @@ def run_eval(args: argparse.Namespace) -> int:
     print(json.dumps({"model": evaluation.model.model_dump(), "metrics": summary, "out": str(args.out)}))
     print(f"report: {args.out / 'report.json'}", file=sys.stderr)
     return 0
+
+
+COMMAND = Command(
+    "eval", "accuracy, F1, AUROC, ECE, box IoU, parse failures of a model on a split", add_arguments, run_eval
+)

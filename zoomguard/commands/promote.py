@@ -6,54 +6,33 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, get_args
 
-from zoomguard.evaluation.settings import PrimaryMetric
+from zoomguard.commands.common import Command, quiet_engine_logs
+from zoomguard.commands.flags import config_flag, kafka_flags, model_flag, progress_flag, settings_flag, settings_from
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "promote", help="promote a candidate adapter if it beats the serving model (registry + ModelUpdate)"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate", type=Path, required=True, help="the candidate LoRA adapter directory (peft)")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset directory written by `zoomguard collect`")
-    parser.add_argument("--model", help="base checkpoint directory or hub id (default engine.model)")
-    parser.add_argument("--split", choices=("train", "test"), help="held-out split (default evaluation.split)")
-    parser.add_argument("--margin", type=float, help="required improvement of the primary metric (evaluation.margin)")
-    parser.add_argument("--metric", choices=get_args(PrimaryMetric), help="primary metric (evaluation.primary_metric)")
-    parser.add_argument("--registry", help="model registry directory (evaluation.registry_dir)")
+    model_flag(parser)
+    settings_flag(parser, "--split", "evaluation.split")
+    settings_flag(parser, "--margin", "evaluation.margin")
+    settings_flag(parser, "--metric", "evaluation.primary_metric")
+    settings_flag(parser, "--registry", "evaluation.registry_dir", metavar="DIR")
     parser.add_argument("--out", type=Path, default=Path("promote-out"), help="reports folder (default promote-out)")
     parser.add_argument("--dry-run", action="store_true", help="evaluate and gate only: write and publish nothing")
-    parser.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
-    parser.add_argument("--concurrency", type=int, help="images in flight at once (default evaluation.concurrency)")
-    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(handler=run_promote)
-
-
-def promote_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from zoomguard.commands.evaluate import engine_overrides
-
-    overrides = engine_overrides(args)
-    evaluation = dict(overrides.get("evaluation", {}))
-    for flag, key in (("margin", "margin"), ("metric", "primary_metric"), ("registry", "registry_dir")):
-        if getattr(args, flag) is not None:
-            evaluation[key] = getattr(args, flag)
-    if evaluation:
-        overrides["evaluation"] = evaluation
-    if args.bootstrap_servers:
-        overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-    return overrides
+    kafka_flags(parser)
+    settings_flag(parser, "--concurrency", "evaluation.concurrency")
+    config_flag(parser)
+    progress_flag(parser)
 
 
 def run_promote(args: argparse.Namespace) -> int:
     """Exit 0 when promoted (or would be, with --dry-run), 1 when the gate refuses."""
-    from zoomguard.app.config import load_settings
-    from zoomguard.cli import _quiet_engine_logs
     from zoomguard.promotion.promote import promote
 
-    _quiet_engine_logs()
-    settings = load_settings(args.config, promote_overrides(args))
+    quiet_engine_logs()
+    settings = settings_from(args)
     result = promote(
         settings,
         args.candidate,
@@ -72,3 +51,11 @@ def run_promote(args: argparse.Namespace) -> int:
     print("candidate refused: " + "; ".join(result.decision.reasons), file=sys.stderr)
     print(f"report: {result.report_path}", file=sys.stderr)
     return 1
+
+
+COMMAND = Command(
+    "promote",
+    "promote a candidate adapter if it beats the serving model (registry + ModelUpdate)",
+    add_arguments,
+    run_promote,
+)

@@ -14,49 +14,43 @@ from pathlib import Path
 from typing import Any
 
 from zoomguard.app.config import Settings
+from zoomguard.commands.common import Command
+from zoomguard.commands.flags import config_flag, kafka_flags, progress_flag, settings_flag, settings_from
 from zoomguard.errors import BadInputError, UnavailableError
 
 MAX_LISTED_SKIPS = 50
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    review = sub.add_parser("review", help="human review: Label Studio tasks out, decisions in (file or webhook)")
-    actions = review.add_subparsers(dest="review_command", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="review_command", required=True)
 
     export = actions.add_parser("export", help="the review topic as a Label Studio task import file (JSON)")
     export.add_argument("--out", default="review-tasks.json", help="task file to write ('-': stdout)")
-    export.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    progress_flag(export)
     _common(export)
-    export.set_defaults(handler=run_export)
 
     importer = actions.add_parser("import", help="a Label Studio export (JSON or JSON-MIN) -> ReviewDecision events")
     importer.add_argument("file", type=Path, help="the exported file")
     importer.add_argument("--dry-run", action="store_true", help="parse and report, publish nothing")
     _common(importer)
-    importer.set_defaults(handler=run_import)
 
     webhook = actions.add_parser("webhook", help="receive Label Studio annotation webhooks (until SIGTERM/SIGINT)")
-    webhook.add_argument("--host", help="listen address (default review.webhook_host)")
-    webhook.add_argument("--port", type=int, help="listen port (default review.webhook_port)")
+    settings_flag(webhook, "--host", "review.webhook_host")
+    settings_flag(webhook, "--port", "review.webhook_port")
     _common(webhook)
-    webhook.set_defaults(handler=run_webhook)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap-servers", help="Kafka host:port[,host:port...]")
-    parser.add_argument("--config", type=Path, help="settings file (.toml or .json)")
+    kafka_flags(parser)
+    config_flag(parser)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from zoomguard.app.config import load_settings
+def run(args: argparse.Namespace) -> int:
+    action = {"export": run_export, "import": run_import, "webhook": run_webhook}[args.review_command]
+    return action(args)
 
-    overrides: dict[str, Any] = {}
-    if args.bootstrap_servers:
-        overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
-    review = {key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None}
-    if review:
-        overrides["review"] = {f"webhook_{key}": value for key, value in review.items()}
-    return load_settings(args.config, overrides)
+
+COMMAND = Command("review", "human review: Label Studio tasks out, decisions in (file or webhook)", add_arguments, run)
 
 
 # ---------------------------------------------------------------- export
@@ -70,7 +64,7 @@ def run_export(args: argparse.Namespace) -> int:
     from zoomguard.review.ls_export import ReadRequest, export_tasks
     from zoomguard.schemas.events import ReviewRequest
 
-    settings = _settings(args)
+    settings = settings_from(args)
     topic = settings.topics.review
     bar = tqdm(desc=f"export {topic}", unit="rec", file=sys.stderr, disable=args.no_progress)
     unreadable = 0
@@ -127,7 +121,7 @@ def _write_json(out: str, document: Any) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from zoomguard.review.labelstudio import parse_export
 
-    settings = _settings(args)
+    settings = settings_from(args)
     payload = _read_export(args.file, settings.review.import_max_bytes)
     result = parse_export(payload)
     for skipped in result.skipped[:MAX_LISTED_SKIPS]:
@@ -180,7 +174,7 @@ def run_webhook(args: argparse.Namespace) -> int:
     from zoomguard.review.webhook import WebhookService
     from zoomguard.telemetry.logs import configure_logging
 
-    settings = _settings(args)
+    settings = settings_from(args)
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_json)
     review = settings.review
 
