@@ -106,3 +106,12 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
 @pytest.mark.parametrize("room", sorted(RANK))
 def test_every_layer_exists(room: str) -> None:
     assert (PACKAGE / room).is_dir() or (PACKAGE / f"{room}.py").is_file()
+
+
+def test_the_readme_lists_the_layers() -> None:
+    """The README's layer table is this test's LAYERS, in order."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    table = text.split("<!-- layers -->", 1)[1].split("<!-- /layers -->", 1)[0]
+    rows = [line.split("|")[2] for line in table.strip().splitlines()[2:]]
+    listed = [tuple(name.strip(" `") for name in row.split(",")) for row in rows]
+    assert listed == list(LAYERS)
