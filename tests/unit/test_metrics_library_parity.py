@@ -12,13 +12,18 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from zoomguard.training import metrics
 from zoomguard.training.bleu import bleu2, tokenize
 from zoomguard.training.calibration import fit_calibration, fit_isotonic, fit_temperature, log_loss
+from zoomguard.training.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
 
 TOLERANCE = 1e-9
 TEMPERATURE_TOLERANCE = 1e-6 + 1e-12  # T is rounded to 6 decimals: a last-digit flip is the most allowed
@@ -906,3 +911,48 @@ def test_isotonic_breakpoints_lie_on_sklearns_fit(case: str) -> None:
     reference = IsotonicRegression(out_of_bounds="clip").fit(p_ai, [float(y) for y in is_ai])
     assert all(b > a for a, b in itertools.pairwise(xs))
     assert reference.predict(xs).tolist() == pytest.approx(ys, abs=1e-12)
+
+
+# ---- the charts (matplotlib) and where the libraries may be imported ----
+
+
+def test_charts_are_plausible_pngs(tmp_path: Path) -> None:
+    bins = metrics.reliability_bins(*BIN_INPUTS["synthetic_15"][:2], 15)
+    table = metrics.confusion(*CONFUSION_INPUTS["mixed"])
+    drawn = {
+        reliability_diagram(bins, tmp_path / "a" / "reliability.png"): RELIABILITY_SIZE,
+        confusion_matrix(table, tmp_path / "confusion.png", title="Confusion: v7"): CONFUSION_SIZE,
+        reliability_diagram(metrics.reliability_bins([], [], 10), tmp_path / "empty.png"): RELIABILITY_SIZE,
+    }
+    for path, size in drawn.items():
+        assert 5_000 < path.stat().st_size < 500_000, path
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == size
+            colours = {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 20) or []}
+        assert (255, 255, 255) in colours and len(colours) > 20  # a white page with drawing (and anti-aliasing) on it
+    with Image.open(tmp_path / "a" / "reliability.png") as image:
+        pixels = set(image.convert("RGB").getdata())
+    assert (0x46, 0x78, 0xC8) in pixels  # the bars' fill
+
+
+ISOLATION_SCRIPT = """
+import sys
+from pathlib import Path
+import zoomguard.cli, zoomguard.config, zoomguard.commands.run, zoomguard.commands.evaluate, zoomguard.commands.promote
+import zoomguard.detector.calibration, zoomguard.detector.zoomin
+LIBRARIES = {"sklearn", "scipy", "matplotlib", "sacrebleu"}
+print(sorted(LIBRARIES & {name.split(".")[0] for name in sys.modules}))
+from zoomguard.training.charts import confusion_matrix, reliability_diagram
+from zoomguard.training.metrics import confusion, reliability_bins
+reliability_diagram(reliability_bins([0.2, 0.9], [False, True], 10), Path(sys.argv[1]) / "r.png")
+confusion_matrix(confusion(["real"], ["uncertain"]), Path(sys.argv[1]) / "c.png")
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_the_libraries_stay_in_the_learning_loop(tmp_path: Path) -> None:
+    """The CLI and the worker import none of them (a worker image has no train extra); charts never use pyplot."""
+    done = subprocess.run(
+        [sys.executable, "-c", ISOLATION_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split("\n")[:2] == ["[]", "False"], done.stdout + done.stderr
