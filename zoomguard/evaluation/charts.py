@@ -1,8 +1,11 @@
-"""The evaluation's two pictures, drawn with Pillow (no plotting library needed on a training box).
+"""The evaluation's two pictures, drawn with matplotlib into PNG files.
 
 - Reliability diagram: per P(ai) bin, the observed share of ai_generated (bars) against the diagonal
   of perfect calibration, with each bin's count; the gap between bar and diagonal is what ECE sums.
 - Confusion matrix: true label (rows) by decision (columns, abstentions and errors included).
+
+Each chart is its own `Figure` on an Agg canvas: no pyplot, so no global figure state, no GUI backend and
+nothing shared between threads or between an evaluation's two models.
 """
 
 from __future__ import annotations
@@ -10,89 +13,84 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from zoomguard.evaluation.scores import DECISION_COLUMNS, LABEL_ROWS, ReliabilityBin
 
 RELIABILITY_SIZE = (640, 640)
 CONFUSION_SIZE = (720, 360)
-_BACKGROUND = (255, 255, 255)
-_INK = (30, 30, 30)
-_GRID = (215, 215, 215)
-_BAR = (70, 120, 200)
-_GAP = (230, 110, 90)
-
-Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+_DPI = 100  # sizes are in pixels: figsize = size / dpi, saved without a tight bounding box
+_BAR = "#4678c8"
+_GAP = "#e66e5a"
 
 
-def _font(size: int) -> Font:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
+def _figure(size: tuple[int, int]) -> Figure:
+    figure = Figure(figsize=(size[0] / _DPI, size[1] / _DPI), dpi=_DPI)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def reliability_diagram(bins: Sequence[ReliabilityBin], path: Path, title: str = "Reliability of P(ai)") -> Path:
-    width, height = RELIABILITY_SIZE
-    left, top, right, bottom = 70, 50, width - 30, height - 70
-    image = Image.new("RGB", RELIABILITY_SIZE, _BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    small, normal = _font(12), _font(15)
-
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        return left + x * (right - left), bottom - y * (bottom - top)
-
-    for tick in range(11):
-        v = tick / 10
-        draw.line([to_px(v, 0), to_px(v, 1)], fill=_GRID)
-        draw.line([to_px(0, v), to_px(1, v)], fill=_GRID)
-        draw.text((to_px(v, 0)[0] - 8, bottom + 6), f"{v:.1f}", fill=_INK, font=small)
-        draw.text((left - 34, to_px(0, v)[1] - 7), f"{v:.1f}", fill=_INK, font=small)
-    for b in bins:
-        if not b.count or b.fraction_ai is None or b.mean_p_ai is None:
-            continue
-        x0, y0 = to_px(b.lower, b.fraction_ai)
-        x1, y1 = to_px(b.upper, 0)
-        draw.rectangle([x0 + 2, y0, x1 - 2, y1], fill=_BAR, outline=_INK)
-        mx, my = to_px(b.mean_p_ai, b.fraction_ai)
-        _, cy = to_px(b.mean_p_ai, b.mean_p_ai)
-        draw.line([(mx, my), (mx, cy)], fill=_GAP, width=3)  # the calibration gap at the bin's mean P(ai)
-        draw.text((x0 + 4, y0 - 16), str(b.count), fill=_INK, font=small)
-    draw.line([to_px(0, 0), to_px(1, 1)], fill=_INK, width=2)
-    draw.rectangle([left, top, right, bottom], outline=_INK)
-    draw.text((left, 6), title, fill=_INK, font=normal)
-    draw.text(((left + right) / 2 - 90, height - 40), "predicted P(ai) (bins; count above)", fill=_INK, font=normal)
-    draw.text((8, top - 20), "observed share of ai_generated", fill=_INK, font=small)
-    return _save(image, path)
+    figure = _figure(RELIABILITY_SIZE)
+    ax = figure.subplots()
+    # (left edge, width, count, mean P(ai), share of ai_generated) of the bins that have records
+    filled = [
+        (b.lower, b.upper - b.lower, b.count, b.mean_p_ai, b.fraction_ai)
+        for b in bins
+        if b.count and b.mean_p_ai is not None and b.fraction_ai is not None
+    ]
+    left, width, count, mean, share = ([row[k] for row in filled] for k in range(5))
+    ax.bar(left, share, width=width, align="edge", color=_BAR, edgecolor="black", linewidth=0.8,
+           label="observed share of ai_generated")  # fmt: skip
+    for x, n, y in zip(left, count, share, strict=True):
+        ax.annotate(str(n), (x, y), xytext=(2, 3), textcoords="offset points", ha="left", fontsize=8)
+    if filled:  # the calibration gap at each bin's mean P(ai)
+        ax.vlines(mean, share, mean, colors=_GAP, linewidth=2.5, label="gap at the bin's mean P(ai)")
+    ax.plot([0, 1], [0, 1], color="black", linewidth=1.5, label="perfect calibration")
+    ticks = np.linspace(0.0, 1.0, 11)
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xticks=ticks, yticks=ticks, title=title)
+    ax.set_xlabel("predicted P(ai) (bins; count above)")
+    ax.set_ylabel("observed share of ai_generated")
+    ax.grid(color="#d7d7d7", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=3, fontsize=8, frameon=False)
+    figure.tight_layout()
+    return _save(figure, path)
 
 
 def confusion_matrix(table: Mapping[str, Mapping[str, int]], path: Path, title: str = "Confusion matrix") -> Path:
-    width, height = CONFUSION_SIZE
-    left, top = 150, 90
-    cell_w, cell_h = (width - left - 20) / len(DECISION_COLUMNS), (height - top - 30) / len(LABEL_ROWS)
-    image = Image.new("RGB", CONFUSION_SIZE, _BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    small, normal = _font(13), _font(15)
-    largest = max((table.get(r, {}).get(c, 0) for r in LABEL_ROWS for c in DECISION_COLUMNS), default=0) or 1
-    draw.text((left, 14), title, fill=_INK, font=normal)
-    draw.text((left, 44), "decision ->", fill=_INK, font=small)
-    draw.text((10, top - 24), "label (rows)", fill=_INK, font=small)
-    for j, column in enumerate(DECISION_COLUMNS):
-        draw.text((left + j * cell_w + 8, top - 22), column, fill=_INK, font=small)
-    for i, row in enumerate(LABEL_ROWS):
-        y0 = top + i * cell_h
-        draw.text((10, y0 + cell_h / 2 - 8), row, fill=_INK, font=small)
-        for j, column in enumerate(DECISION_COLUMNS):
-            count = table.get(row, {}).get(column, 0)
-            shade = round(255 - 185 * count / largest)
-            fill = (shade, shade, 255) if row == column else (255, shade, shade)
-            x0 = left + j * cell_w
-            draw.rectangle([x0, y0, x0 + cell_w, y0 + cell_h], fill=fill, outline=_INK)
-            draw.text((x0 + cell_w / 2 - 10, y0 + cell_h / 2 - 8), str(count), fill=_INK, font=normal)
-    return _save(image, path)
+    figure = _figure(CONFUSION_SIZE)
+    ax = figure.subplots()
+    counts = np.array([[table.get(r, {}).get(c, 0) for c in DECISION_COLUMNS] for r in LABEL_ROWS], dtype=float)
+    shade = counts / (counts.max() or 1.0)
+    # right answers in blues, every other cell (wrong, abstained, failed) in reds; darker = more records
+    correct = np.array([[r == c for c in DECISION_COLUMNS] for r in LABEL_ROWS])
+    blues, reds = colormaps["Blues"], colormaps["Reds"]
+    colours = np.where(correct[..., None], blues(0.05 + 0.7 * shade), reds(0.05 + 0.7 * shade))
+    ax.imshow(colours, aspect="auto")
+    for i, _row in enumerate(LABEL_ROWS):
+        for j, _column in enumerate(DECISION_COLUMNS):
+            ink = "white" if shade[i, j] > 0.6 else "black"
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=13, color=ink)
+    ax.set_xticks(range(len(DECISION_COLUMNS)), DECISION_COLUMNS)
+    ax.set_yticks(range(len(LABEL_ROWS)), LABEL_ROWS)
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("decision")
+    ax.set_ylabel("label")
+    ax.set_xticks(np.arange(len(DECISION_COLUMNS) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(LABEL_ROWS) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="black", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout()
+    return _save(figure, path)
 
 
-def _save(image: Image.Image, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    figure.savefig(path, format="png", dpi=_DPI)
     return path

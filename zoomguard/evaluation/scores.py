@@ -9,6 +9,10 @@ How `uncertain` counts (the detector may abstain, and abstaining is not free):
   lowers recall and leaves precision alone.
 - AUROC and ECE use `p_ai` and so cover the records that have one (`scored`); the others show up in
   `parse_failure_rate` and in `accuracy`.
+
+AUROC, precision/recall/F1 and the confusion counts are scikit-learn's; what sklearn leaves undefined (one
+class, no positive prediction, no records) is None here, reported as null. ECE has no sklearn function: it
+is a sum over the reliability bins, which numpy counts (see `reliability_bins` for why not sklearn's).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from zoomguard.detector.geometry import Box, iou
 
@@ -74,76 +81,92 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else numerator / denominator
 
 
+def _defined(value: Any) -> float | None:
+    """sklearn's NaN (what zero_division=np.nan gives for 0/0) as None; anything else as a plain float."""
+    number = float(value)
+    return None if np.isnan(number) else number
+
+
 def precision_recall_f1(
     labels: Sequence[str], decisions: Sequence[str], positive: str = "ai_generated"
 ) -> dict[str, float | None]:
-    """Precision, recall and F1 of `positive`; F1 = 2TP / (2TP + FP + FN), None only when both are empty."""
-    tp = sum(1 for y, d in zip(labels, decisions, strict=True) if y == positive and d == positive)
-    fp = sum(1 for y, d in zip(labels, decisions, strict=True) if y != positive and d == positive)
-    fn = sum(1 for y, d in zip(labels, decisions, strict=True) if y == positive and d != positive)
-    return {
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-    }
+    """Precision, recall and F1 of `positive`; F1 = 2TP / (2TP + FP + FN), None only when both are empty.
+
+    Scored on "is `positive`" for label and decision alike, so uncertain and error are never positive
+    predictions; zero_division=NaN keeps an undefined ratio undefined (sklearn's default would make it 0).
+    """
+    if len(labels) != len(decisions):
+        raise ValueError("labels and decisions must have the same length")
+    if not labels:  # sklearn refuses empty input; with no record every ratio is 0/0
+        return {"precision": None, "recall": None, "f1": None}
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        [y == positive for y in labels],
+        [d == positive for d in decisions],
+        average="binary",
+        pos_label=True,
+        zero_division=np.nan,
+    )
+    return {"precision": _defined(precision), "recall": _defined(recall), "f1": _defined(f1)}
 
 
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with average ranks, so ties count one half).
+    """Area under the ROC curve (sklearn's; tied scores count one half).
 
-    None when either class is missing: the AUROC is undefined, not 0.5.
+    None when either class is missing: the AUROC is undefined, not 0.5 (sklearn would warn and give NaN).
     """
-    n_pos = sum(1 for p in positives if p)
-    n_neg = len(positives) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if len(scores) != len(positives):
+        raise ValueError("scores and positives must have the same length")
+    if all(positives) or not any(positives):
         return None
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
-            end += 1
-        average = (start + end) / 2.0 + 1.0  # ranks are 1-based
-        for k in range(start, end + 1):
-            ranks[order[k]] = average
-        start = end + 1
-    positive_rank_sum = sum(r for r, p in zip(ranks, positives, strict=True) if p)
-    return (positive_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return float(roc_auc_score(list(positives), list(scores)))
+
+
+def _bin_totals(
+    probabilities: Sequence[float], positives: Sequence[bool], bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin: record count, sum of P(ai), count of ai_generated."""
+    if bins < 1:
+        raise ValueError("bins must be >= 1")
+    if len(probabilities) != len(positives):
+        raise ValueError("probabilities and positives must have the same length")
+    p = np.asarray(probabilities, dtype=float)
+    index = np.clip((p * bins).astype(int), 0, bins - 1)  # floor(p * bins): [lower, upper), p = 1.0 in the last
+    return (
+        np.bincount(index, minlength=bins),
+        np.bincount(index, weights=p, minlength=bins),
+        np.bincount(index, weights=np.asarray(positives, dtype=float), minlength=bins),
+    )
 
 
 def reliability_bins(probabilities: Sequence[float], positives: Sequence[bool], bins: int) -> list[ReliabilityBin]:
-    """Equal-width bins of P(ai) over [0, 1]; p = 1.0 falls in the last bin."""
-    if bins < 1:
-        raise ValueError("bins must be >= 1")
-    members: list[list[int]] = [[] for _ in range(bins)]
-    for index, p in enumerate(probabilities):
-        members[min(int(p * bins), bins - 1)].append(index)
-    result = []
-    for b, indices in enumerate(members):
-        n = len(indices)
-        result.append(
-            ReliabilityBin(
-                lower=b / bins,
-                upper=(b + 1) / bins,
-                count=n,
-                mean_p_ai=ratio(sum(probabilities[i] for i in indices), n),
-                fraction_ai=ratio(sum(1 for i in indices if positives[i]), n),
-            )
+    """Equal-width bins of P(ai) over [0, 1]; p = 1.0 falls in the last bin.
+
+    Counted with numpy rather than sklearn.calibration.calibration_curve, which drops empty bins, gives
+    no counts (the diagram shows them, ECE weighs by them) and closes bins on the right (p = 0.1 would move
+    from the second bin of ten to the first).
+    """
+    counts, p_sums, ai_counts = _bin_totals(probabilities, positives, bins)
+    return [
+        ReliabilityBin(
+            lower=b / bins,
+            upper=(b + 1) / bins,
+            count=int(counts[b]),
+            mean_p_ai=ratio(float(p_sums[b]), int(counts[b])),
+            fraction_ai=ratio(float(ai_counts[b]), int(counts[b])),
         )
-    return result
+        for b in range(bins)
+    ]
 
 
 def expected_calibration_error(probabilities: Sequence[float], positives: Sequence[bool], bins: int) -> float | None:
-    """ECE of P(ai): sum over bins of (share of records) x |observed share of ai - mean P(ai)|."""
-    total = len(probabilities)
-    if total == 0:
+    """ECE of P(ai): sum over bins of (share of records) x |observed share of ai - mean P(ai)|.
+
+    (n_b / n) x |ai_b / n_b - sum_p_b / n_b| is |ai_b - sum_p_b| / n, so no empty bin is divided by.
+    """
+    if not probabilities:
         return None
-    return sum(
-        (b.count / total) * abs((b.fraction_ai or 0.0) - (b.mean_p_ai or 0.0))
-        for b in reliability_bins(probabilities, positives, bins)
-        if b.count
-    )
+    _, p_sums, ai_counts = _bin_totals(probabilities, positives, bins)
+    return float(np.abs(ai_counts - p_sums).sum()) / len(probabilities)
 
 
 def best_iou_per_reference(predicted: Sequence[BoxTuple], references: Sequence[BoxTuple]) -> float | None:
@@ -161,10 +184,19 @@ def best_iou_per_reference(predicted: Sequence[BoxTuple], references: Sequence[B
 
 def confusion(labels: Sequence[str], decisions: Sequence[str]) -> dict[str, dict[str, int]]:
     """Counts by true label (rows) and decision (columns, abstentions and errors included)."""
-    table: dict[str, dict[str, int]] = {row: dict.fromkeys(DECISION_COLUMNS, 0) for row in LABEL_ROWS}
-    for y, d in zip(labels, decisions, strict=True):
-        table[y][d] += 1
-    return table
+    if len(labels) != len(decisions):
+        raise ValueError("labels and decisions must have the same length")
+    unknown = (set(labels) - set(LABEL_ROWS)) | (set(decisions) - set(DECISION_COLUMNS))
+    if unknown:  # sklearn would drop them silently
+        raise ValueError(f"not a label or decision: {sorted(unknown)}")
+    if not labels:  # sklearn refuses empty input
+        return {row: dict.fromkeys(DECISION_COLUMNS, 0) for row in LABEL_ROWS}
+    # square over every decision (labels are a subset of them); the rows kept are the two labels
+    matrix = confusion_matrix(list(labels), list(decisions), labels=list(DECISION_COLUMNS))
+    return {
+        row: {column: int(matrix[DECISION_COLUMNS.index(row), j]) for j, column in enumerate(DECISION_COLUMNS)}
+        for row in LABEL_ROWS
+    }
 
 
 def summarize(predictions: Sequence[Prediction], ece_bins: int) -> dict[str, Any]:
