@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from zoomguard.training import metrics
+from zoomguard.evaluation.calibration_fit import fit_calibration, fit_isotonic, fit_temperature, log_loss
+from zoomguard.evaluation.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
+from zoomguard.evaluation import scores as metrics
 from zoomguard.training.bleu import bleu2, tokenize
-from zoomguard.training.calibration import fit_calibration, fit_isotonic, fit_temperature, log_loss
-from zoomguard.training.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
 
 TOLERANCE = 1e-9
 TEMPERATURE_TOLERANCE = 1e-6 + 1e-12  # T is rounded to 6 decimals: a last-digit flip is the most allowed
@@ -938,12 +938,12 @@ def test_charts_are_plausible_pngs(tmp_path: Path) -> None:
 ISOLATION_SCRIPT = """
 import sys
 from pathlib import Path
-import zoomguard.cli, zoomguard.config, zoomguard.commands.run, zoomguard.commands.evaluate, zoomguard.commands.promote
-import zoomguard.detector.calibration, zoomguard.detector.zoomin
+import zoomguard.cli, zoomguard.app.config, zoomguard.commands.run, zoomguard.commands.evaluate, zoomguard.commands.promote
+import zoomguard.detector.calibration, zoomguard.detector.zoomin, zoomguard.app.worker_service
 LIBRARIES = {"sklearn", "scipy", "matplotlib", "sacrebleu"}
 print(sorted(LIBRARIES & {name.split(".")[0] for name in sys.modules}))
-from zoomguard.training.charts import confusion_matrix, reliability_diagram
-from zoomguard.training.metrics import confusion, reliability_bins
+from zoomguard.evaluation.charts import confusion_matrix, reliability_diagram
+from zoomguard.evaluation.scores import confusion, reliability_bins
 reliability_diagram(reliability_bins([0.2, 0.9], [False, True], 10), Path(sys.argv[1]) / "r.png")
 confusion_matrix(confusion(["real"], ["uncertain"]), Path(sys.argv[1]) / "c.png")
 print("matplotlib.pyplot" in sys.modules)
