@@ -138,11 +138,11 @@ def _train(settings: Settings, report: RetrainReport, dataset: Path) -> Path:
         if method == "sft":
             from zoomguard.training.sft import train_sft
 
-            result = train_sft(settings, job)
+            result = train_sft(settings.training, settings.detector, job)
         else:
             from zoomguard.training.grpo import train_grpo
 
-            result = train_grpo(settings, job)
+            result = train_grpo(settings.training, settings.detector, job)
         report.steps["train"][method] = result.summary
         adapter = result.adapter
         _release_training_memory()
