@@ -93,13 +93,26 @@ def _run(
         from zoomguard.dataset.collect import collect
 
         _say(f"[1/4] collect: review decisions -> {dataset}")
-        collected = asyncio.run(collect(settings, dataset))
+        collected = asyncio.run(
+            collect(
+                dataset,
+                kafka=settings.kafka,
+                decisions_topic=settings.topics.review_decisions,
+                review_topic=settings.topics.review,
+                review=settings.review,
+                fetch=settings.fetch,
+                limits=settings.detector.limits,
+            )
+        )
         report.steps["collect"] = collected.summary()
     if settings.retrain.annotate:
         from zoomguard.dataset.teacher_labels import annotate_with_teacher
 
         _say("[1/4] annotate: teacher explanations and boxes for label-only records")
-        report.steps["annotate"] = asyncio.run(annotate_with_teacher(settings, dataset)).summary()
+        annotated = asyncio.run(
+            annotate_with_teacher(settings.annotate, settings.engine, settings.detector.limits, dataset)
+        )
+        report.steps["annotate"] = annotated.summary()
     counts = dict(read_manifest(dataset).get("counts") or {})  # type: ignore[call-overload]
     report.steps["dataset"] = {"dir": str(dataset), "counts": counts}
     reason = too_little_data(counts, settings.retrain.min_train_records, settings.retrain.min_test_records)
