@@ -149,9 +149,12 @@ def test_promote_refuses_a_worse_candidate_and_accepts_a_better_one(
     tmp_path: Path, tiny_model: Path, candidate: Path, broker: Any
 ) -> None:
     # 1. what the candidate answers: scored once through `eval` with the adapter (on any labels)
+    probe_settings = _settings(tiny_model)
     probe = asyncio.run(
         evaluate_dataset(
-            _settings(tiny_model),
+            probe_settings.engine,
+            probe_settings.detector,
+            probe_settings.evaluation,
             _dataset(tmp_path / "probe", ["real"] * IMAGES),
             tmp_path / "probe-out",
             adapter=str(candidate),

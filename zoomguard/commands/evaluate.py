@@ -65,7 +65,9 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, engine_overrides(args))
     evaluation = asyncio.run(
         evaluate_dataset(
-            settings,
+            settings.engine,
+            settings.detector,
+            settings.evaluation,
             args.dataset,
             args.out,
             adapter=str(args.adapter) if args.adapter else None,

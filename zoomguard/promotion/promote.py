@@ -21,14 +21,9 @@ from typing import Any
 from zoomguard.app.config import Settings
 from zoomguard.dataset.records import Split
 from zoomguard.errors import BadInputError, ConfigError, UnavailableError
-from zoomguard.evaluation.runner import (
-    ModelEvaluation,
-    ModelSpec,
-    build_report,
-    evaluate_models,
-    load_records,
-    write_outputs,
-)
+from zoomguard.evaluation.outputs import write_outputs
+from zoomguard.evaluation.report import ModelEvaluation, ModelSpec, build_report
+from zoomguard.evaluation.runner import describe_dataset, evaluate_models, load_records
 from zoomguard.evaluation.scores import headline
 from zoomguard.evaluation.settings import PrimaryMetric
 from zoomguard.promotion.registry import Registry, adapter_digest, version_name
@@ -163,10 +158,15 @@ async def promote_async(
     records = load_records(dataset_dir, split, ev.max_records)
     serving_spec = ModelSpec("serving", str(current.adapter_dir), current.version) if current else ModelSpec("serving")
     serving, candidate = await evaluate_models(
-        settings, [serving_spec, ModelSpec("candidate", str(candidate_dir))], records, progress=progress
+        settings.engine,
+        settings.detector,
+        [serving_spec, ModelSpec("candidate", str(candidate_dir))],
+        records,
+        concurrency=ev.concurrency,
+        progress=progress,
     )
     for evaluation in (serving, candidate):
-        build_report(evaluation, settings, dataset_dir, split)
+        build_report(evaluation, ev, settings.detector, describe_dataset(dataset_dir, split), datetime.now(UTC))
         if out_dir is not None:
             write_outputs(evaluation, out_dir / evaluation.spec.role, ev.ece_bins)
     rule = GateRule(ev.primary_metric, ev.margin, ev.max_parse_failure_increase)
