@@ -49,15 +49,19 @@ def promote_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_promote(args: argparse.Namespace) -> int:
     """Exit 0 when promoted (or would be, with --dry-run), 1 when the gate refuses."""
     from zoomguard.app.config import load_settings
+    from zoomguard.app.publish import model_update_publisher
     from zoomguard.cli import _quiet_engine_logs
     from zoomguard.promotion.promote import promote
 
     _quiet_engine_logs()
     settings = load_settings(args.config, promote_overrides(args))
     result = promote(
-        settings,
+        settings.engine,
+        settings.detector,
+        settings.evaluation,
         args.candidate,
         args.dataset,
+        publish=model_update_publisher(settings),
         out_dir=args.out,
         split=args.split,
         dry_run=args.dry_run,

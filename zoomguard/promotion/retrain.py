@@ -123,9 +123,20 @@ def _run(
 
     adapter = _train(settings, report, dataset)
     _say(f"[4/4] eval + promote: {adapter} against the serving model")
+    from zoomguard.app.publish import model_update_publisher
     from zoomguard.promotion.promote import promote
 
-    result = promote(settings, adapter, dataset, out_dir=report.run_dir / "promote", dry_run=dry_run, progress=progress)
+    result = promote(
+        settings.engine,
+        settings.detector,
+        settings.evaluation,
+        adapter,
+        dataset,
+        publish=model_update_publisher(settings),
+        out_dir=report.run_dir / "promote",
+        dry_run=dry_run,
+        progress=progress,
+    )
     report.steps["promote"] = result.to_json()
     if dry_run:
         report.outcome = "dry_run"
