@@ -39,8 +39,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_retrain(args: argparse.Namespace) -> int:
     """Exit 0 when the run finished (promoted, refused by the gate, or too little data); errors exit non-zero."""
     from zoomguard.app.config import load_settings
+    from zoomguard.app.retrain import retrain
     from zoomguard.cli import _quiet_engine_logs
-    from zoomguard.promotion.retrain import retrain
 
     _quiet_engine_logs()
     settings = load_settings(args.config, overrides(args))

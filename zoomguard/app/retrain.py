@@ -1,7 +1,8 @@
 """`zoomguard retrain`: collect -> (annotate) -> train (SFT, then GRPO) -> eval + promote, as one job.
 
 What a Kubernetes CronJob runs weekly. Each step is the library function its own command uses; this
-module only orders them, decides when there is too little data to bother, and writes one report per run.
+module is the wiring of that process: it hands each step its own settings sections, orders the steps,
+decides when there is too little data to bother, and writes one report per run.
 A refused candidate is an outcome, not a failure: the job succeeds and the report says why.
 """
 
