@@ -262,7 +262,17 @@ def test_collect_after_the_real_worker_takes_the_original_images(
             kafka["topics"]["review_decisions"],
             [(e.encode(), decision(e, "real" if e == "w-1" else "ai_generated")) for e in uploads],
         )
-        report = loop.run(run_collect(settings, tmp_path / "ds"))
+        report = loop.run(
+            run_collect(
+                tmp_path / "ds",
+                kafka=settings.kafka,
+                decisions_topic=settings.topics.review_decisions,
+                review_topic=settings.topics.review,
+                review=settings.review,
+                fetch=settings.fetch,
+                limits=settings.detector.limits,
+            )
+        )
 
     assert report.skipped == {} and report.image_sources == {"input_record": 3}
     records = {r.event_id: r for split in ("train", "test") for r in read_split(tmp_path / "ds", split)}

@@ -25,9 +25,13 @@ from PIL import Image
 from tests.kafka_helpers import read_all
 from tests.support import make_lora_adapter, tiny_settings
 from zoomguard.app.config import Settings
+from zoomguard.app.publish import model_update_publisher
 from zoomguard.cli import main
 from zoomguard.dataset.records import TrainingRecord, write_dataset
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.evaluation.runner import evaluate_dataset
+from zoomguard.evaluation.settings import EvaluationSettings
 from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.promotion.promote import promote
@@ -133,9 +137,12 @@ def test_promote_refuses_a_worse_candidate_and_accepts_a_better_one(
     tmp_path: Path, tiny_model: Path, candidate: Path, broker: Any
 ) -> None:
     # 1. what the candidate answers: scored once through `eval` with the adapter (on any labels)
+    probe_settings = _settings(tiny_model)
     probe = asyncio.run(
         evaluate_dataset(
-            _settings(tiny_model),
+            probe_settings.engine,
+            probe_settings.detector,
+            probe_settings.evaluation,
             _dataset(tmp_path / "probe", ["real"] * IMAGES),
             tmp_path / "probe-out",
             adapter=str(candidate),
@@ -189,7 +196,10 @@ def test_promote_refuses_a_worse_candidate_and_accepts_a_better_one(
     assert not registry_dir.exists() and read_all(broker.bootstrap, topic) == []
 
     # 4. the real promotion: registered, announced, served
-    result = promote(settings, candidate, better, out_dir=tmp_path / "accepted", progress=False)
+    publisher = model_update_publisher(settings)
+    result = promote(
+        *_sections(settings), candidate, better, publish=publisher, out_dir=tmp_path / "accepted", progress=False
+    )
     assert result.accepted, result.decision.reasons
     cand, serv = result.candidate.metrics, result.serving.metrics
     assert cand["accuracy"] == pytest.approx(1.0) and cand["accuracy"] >= serv["accuracy"] + 0.1
@@ -219,12 +229,16 @@ def test_promote_refuses_a_worse_candidate_and_accepts_a_better_one(
 
     # 5. the same candidate again: the registry's version now serves (loaded from the registry as a LoRA),
     # answers the same, so the candidate no longer beats it
-    again = promote(settings, candidate, better, progress=False)
+    again = promote(*_sections(settings), candidate, better, publish=publisher, progress=False)
     assert not again.accepted and any("below the margin" in r for r in again.decision.reasons)
     assert again.serving.model.version == version and again.serving.spec.adapter == str(current.adapter_dir)
     assert again.serving.metrics["accuracy"] == pytest.approx(1.0)
     assert Registry(registry_dir).current().version == version  # type: ignore[union-attr]
     assert len(read_all(broker.bootstrap, topic)) == 1
+
+
+def _sections(settings: Settings) -> tuple[EngineSettings, DetectorSettings, EvaluationSettings]:
+    return settings.engine, settings.detector, settings.evaluation
 
 
 def _config_dict(settings: Settings) -> dict[str, Any]:

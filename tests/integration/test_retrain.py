@@ -16,6 +16,7 @@ import pytest
 
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread, tiny_settings
+from zoomguard.app.retrain import REPORT_FILE, retrain
 from zoomguard.cli import main
 from zoomguard.dataset.records import read_manifest
 from zoomguard.detector.engines.base import Engine
@@ -23,7 +24,6 @@ from zoomguard.kafka.clients import ensure_topics
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.promotion.registry import Registry
-from zoomguard.promotion.retrain import REPORT_FILE, retrain
 from zoomguard.samples import make_samples
 from zoomguard.schemas.review import ModelUpdate
 from zoomguard.training.trl_common import SUMMARY_FILE

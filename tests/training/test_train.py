@@ -101,7 +101,8 @@ def test_samples_render_like_serving_and_match_the_processor(tiny_model: Path) -
 def test_sft_steps_train_the_language_model_lora_and_write_a_loadable_adapter(tiny_model: Path, tmp_path: Path) -> None:
     data = dataset(tmp_path / "data", [record(1, "ai_generated"), record(2, "real", boxes=False)])
     job = TrainJob(data, str(tiny_model), tmp_path / "run")
-    result = train_sft(settings(max_steps=2, per_device_batch_size=2, sft_learning_rate=1e-3, **SMALL_LORA), job)
+    sft_settings = settings(max_steps=2, per_device_batch_size=2, sft_learning_rate=1e-3, **SMALL_LORA)
+    result = train_sft(sft_settings.training, sft_settings.detector, job)
 
     tensors = adapter_tensors(result.adapter)
     assert tensors and all("language_model.layers" in name for name in tensors)  # vision tower untouched
@@ -122,15 +123,14 @@ def test_grpo_steps_from_an_sft_adapter_change_the_lora_weights(tiny_model: Path
     (weights changed for every seed from 0 to 6 when this was written)."""
     data = dataset(tmp_path / "data", [record(3, "real", boxes=False)])
     common = {**SMALL_LORA, "stages": ["examine"]}
-    sft = train_sft(
-        settings(max_steps=40, per_device_batch_size=1, sft_learning_rate=1e-2, **common),
-        TrainJob(data, str(tiny_model), tmp_path / "sft"),
-    )
+    sft_settings = settings(max_steps=40, per_device_batch_size=1, sft_learning_rate=1e-2, **common)
+    sft = train_sft(sft_settings.training, sft_settings.detector, TrainJob(data, str(tiny_model), tmp_path / "sft"))
     grpo_settings = settings(
         max_steps=6, per_device_batch_size=4, num_generations=4, max_completion_length=40, temperature=0.2,
         grpo_learning_rate=1e-3, **common,
     )  # fmt: skip
-    grpo = train_grpo(grpo_settings, TrainJob(data, str(tiny_model), tmp_path / "grpo", init_adapter=sft.adapter))
+    grpo_job = TrainJob(data, str(tiny_model), tmp_path / "grpo", init_adapter=sft.adapter)
+    grpo = train_grpo(grpo_settings.training, grpo_settings.detector, grpo_job)
 
     before, after = adapter_tensors(sft.adapter), adapter_tensors(grpo.adapter)
     assert before.keys() == after.keys()

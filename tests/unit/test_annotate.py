@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from zoomguard.app.config import load_settings
 from zoomguard.dataset.records import TrainingRecord, read_manifest, read_split, split_of, write_dataset
 from zoomguard.dataset.settings import AnnotateSettings
 from zoomguard.dataset.teacher import (
@@ -18,15 +17,18 @@ from zoomguard.dataset.teacher import (
     fill,
     need_of,
     read_teacher_answer,
+    teacher_engine_settings,
     teacher_prompt,
     teacher_schema,
 )
-from zoomguard.dataset.teacher_labels import annotate_dataset, teacher_engine_settings
+from zoomguard.dataset.teacher_labels import annotate_dataset
 from zoomguard.detector.engines.base import GenerationRequest
 from zoomguard.detector.engines.scripted import ScriptedEngine
+from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.families import FAMILIES
 from zoomguard.detector.geometry import Box
 from zoomguard.errors import BadInputError, ConfigError
+from zoomguard.media.images import ImageLimits
 from zoomguard.samples import make_samples
 
 QWEN25 = FAMILIES["qwen2_5_vl"]
@@ -178,16 +180,13 @@ def script(request: GenerationRequest) -> str:
     return answer("teacher: odd light", boxes=[[4, 4, 40, 40]])
 
 
-def teacher_settings() -> Any:
-    return load_settings(
-        environ={}, overrides={"annotate": {"server_urls": ["http://teacher"], "model_family": "qwen2_5_vl"}}
-    )
+TEACHER = AnnotateSettings(server_urls=["http://teacher"], model_family="qwen2_5_vl")
 
 
 def test_annotate_fills_gaps_keeps_reviewer_fields_and_counts_failures(tmp_path: Path) -> None:
     before = make_dataset(tmp_path)
     engine = ScriptedEngine(script, name="teacher-x")
-    report = asyncio.run(annotate_dataset(teacher_settings(), tmp_path, engine))
+    report = asyncio.run(annotate_dataset(TEACHER, ImageLimits(), tmp_path, engine))
 
     assert len(engine.requests) == 3  # ev-bare, ev-text, ev-real; ev-full is complete, ev-broken never decodes
     assert all(r.json_schema["properties"]["verdict"]["enum"] in (["ai_generated"], ["real"]) for r in engine.requests)
@@ -211,36 +210,30 @@ def test_annotate_fills_gaps_keeps_reviewer_fields_and_counts_failures(tmp_path:
 
 def test_a_rewritten_dataset_reuses_cached_teacher_answers(tmp_path: Path) -> None:
     make_dataset(tmp_path)
-    asyncio.run(annotate_dataset(teacher_settings(), tmp_path, ScriptedEngine(script)))
+    asyncio.run(annotate_dataset(TEACHER, ImageLimits(), tmp_path, ScriptedEngine(script)))
     make_dataset(tmp_path)  # `collect` rewrote it: the teacher's fields are gone from the records
     assert read_split(tmp_path, "train") + read_split(tmp_path, "test")
     again = ScriptedEngine(script)
-    report = asyncio.run(annotate_dataset(teacher_settings(), tmp_path, again))
+    report = asyncio.run(annotate_dataset(TEACHER, ImageLimits(), tmp_path, again))
     assert [r.request_id for r in again.requests] == ["annotate:ev-real"]  # only the one that failed is asked again
     assert (report.from_cache, report.annotated) == (2, 2)
     make_dataset(tmp_path)
     fresh = ScriptedEngine(script)
-    asyncio.run(annotate_dataset(teacher_settings(), tmp_path, fresh, use_cache=False))
+    asyncio.run(annotate_dataset(TEACHER, ImageLimits(), tmp_path, fresh, use_cache=False))
     assert sorted(r.request_id for r in fresh.requests) == ["annotate:ev-bare", "annotate:ev-real", "annotate:ev-text"]
 
 
 def test_annotate_refuses_a_directory_that_is_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="run `zoomguard collect` first"):
-        asyncio.run(annotate_dataset(teacher_settings(), tmp_path, ScriptedEngine(script)))
+        asyncio.run(annotate_dataset(TEACHER, ImageLimits(), tmp_path, ScriptedEngine(script)))
 
 
 def test_teacher_servers_default_to_the_detectors_and_are_required() -> None:
-    detector_servers = load_settings(
-        environ={}, overrides={"engine": {"server_urls": ["http://a"], "served_model_name": "m"}}
-    )
-    engine = teacher_engine_settings(detector_servers)
+    detector_servers = EngineSettings(server_urls=["http://a"], served_model_name="m")
+    engine = teacher_engine_settings(AnnotateSettings(), detector_servers)
     assert (engine.mode, engine.server_urls, engine.served_model_name) == ("server", ["http://a"], "m")
-    own = load_settings(
-        environ={},
-        overrides={"engine": {"server_urls": ["http://a"], "served_model_name": "m"},
-                   "annotate": {"server_urls": ["http://t"], "request_timeout_s": 7}},
-    )  # fmt: skip
-    engine = teacher_engine_settings(own)
+    own = AnnotateSettings(server_urls=["http://t"], request_timeout_s=7)
+    engine = teacher_engine_settings(own, detector_servers)
     assert (engine.server_urls, engine.served_model_name, engine.request_timeout_s) == (["http://t"], "", 7)
     with pytest.raises(ConfigError, match="teacher server"):
-        teacher_engine_settings(load_settings(environ={}))
+        teacher_engine_settings(AnnotateSettings(), EngineSettings())

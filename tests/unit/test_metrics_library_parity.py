@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from zoomguard.evaluation import scores as metrics
 from zoomguard.evaluation.calibration_fit import fit_calibration, fit_isotonic, fit_temperature, log_loss
 from zoomguard.evaluation.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
-from zoomguard.evaluation import scores as metrics
 from zoomguard.training.bleu import bleu2, tokenize
 
 TOLERANCE = 1e-9

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from zoomguard.app.config import Settings, load_settings
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import BadInputError
-from zoomguard.promotion.promote import GateRule, gate
+from zoomguard.evaluation.settings import EvaluationSettings
+from zoomguard.promotion.gate import GateRule, gate
 from zoomguard.promotion.registry import Registry, version_name
 from zoomguard.schemas.events import ID_PATTERN
-from zoomguard.schemas.review import Calibration
+from zoomguard.schemas.review import Calibration, ModelUpdate
 
 
 def _m(accuracy: float | None, parse_failure_rate: float | None = 0.0, **more: float | None) -> dict:
@@ -113,13 +116,17 @@ def test_registry_refuses_a_broken_pointer(tmp_path: Path) -> None:
         Registry(root).current()
 
 
-def _settings(tmp_path: Path, **evaluation: object) -> Settings:
+def _sections(tmp_path: Path, **evaluation: Any) -> tuple[EngineSettings, DetectorSettings, EvaluationSettings]:
+    """The sections `promote` takes: a base model, default detector, a registry under tmp_path."""
+    return (
+        EngineSettings(model=str(tmp_path / "base")),
+        DetectorSettings(),
+        EvaluationSettings(registry_dir=str(tmp_path / "reg"), **evaluation),
+    )
 
-    overrides = {
-        "engine": {"model": str(tmp_path / "base")},
-        "evaluation": {"registry_dir": str(tmp_path / "reg"), **evaluation},
-    }
-    return load_settings(environ={}, overrides=overrides)
+
+def _never_publish(update: ModelUpdate) -> None:
+    raise AssertionError(f"nothing may be published here, got {update.model_version}")
 
 
 def test_promote_refuses_bad_candidates_before_starting_an_engine(tmp_path: Path) -> None:
@@ -128,15 +135,15 @@ def test_promote_refuses_bad_candidates_before_starting_an_engine(tmp_path: Path
 
     dataset = tmp_path / "data"
     with pytest.raises(BadInputError, match="not a LoRA adapter"):
-        promote(_settings(tmp_path), tmp_path, dataset)
+        promote(*_sections(tmp_path), tmp_path, dataset, publish=_never_publish)
     candidate = _adapter(tmp_path / "cand", b"x" * 4096)
     with pytest.raises(BadInputError, match="max_adapter_bytes"):
-        promote(_settings(tmp_path, max_adapter_bytes=1024), candidate, dataset)
+        promote(*_sections(tmp_path, max_adapter_bytes=1024), candidate, dataset, publish=_never_publish)
     registry = Registry(tmp_path / "reg")
     registry.add("v1", candidate, model={"base_model": "another/base"}, metrics={}, calibration=Calibration())
     registry.set_current("v1")
     with pytest.raises(ConfigError, match="serves adapters on 'another/base'"):
-        promote(_settings(tmp_path), candidate, dataset)
+        promote(*_sections(tmp_path), candidate, dataset, publish=_never_publish)
 
 
 def test_load_records_refuses_missing_empty_and_oversized_splits(tmp_path: Path) -> None:

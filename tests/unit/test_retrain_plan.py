@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from zoomguard.app.config import load_settings
+from zoomguard.app.retrain import starting_adapter, too_little_data
 from zoomguard.promotion.registry import Registry
-from zoomguard.promotion.retrain import starting_adapter, too_little_data
 from zoomguard.schemas.review import Calibration
 
 

@@ -1,1 +1,1 @@
-"""Process wiring: the root settings, the worker service, the settings reference."""
+"""Process wiring: root settings, worker service, retrain job, ModelUpdate publishing, the settings reference."""

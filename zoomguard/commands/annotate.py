@@ -13,7 +13,7 @@ from zoomguard.commands.flags import config_flag, progress_flag, settings_flag, 
 
 if TYPE_CHECKING:
     from zoomguard.app.config import Settings
-    from zoomguard.dataset.teacher_labels import AnnotateReport
+    from zoomguard.dataset.teacher_report import AnnotateReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +61,13 @@ async def _run(settings: Settings, dataset: Path, *, use_cache: bool, progress: 
         bar.refresh()
 
     try:
-        return await annotate_with_teacher(settings, dataset, use_cache=use_cache, progress=advance)
+        return await annotate_with_teacher(
+            settings.annotate,
+            settings.engine,
+            settings.detector.limits,
+            dataset,
+            use_cache=use_cache,
+            progress=advance,
+        )
     finally:
         bar.close()

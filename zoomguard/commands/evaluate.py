@@ -48,7 +48,9 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     evaluation = asyncio.run(
         evaluate_dataset(
-            settings,
+            settings.engine,
+            settings.detector,
+            settings.evaluation,
             args.dataset,
             args.out,
             adapter=str(args.adapter) if args.adapter else None,

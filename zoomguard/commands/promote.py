@@ -29,14 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_promote(args: argparse.Namespace) -> int:
     """Exit 0 when promoted (or would be, with --dry-run), 1 when the gate refuses."""
+    from zoomguard.app.publish import model_update_publisher
     from zoomguard.promotion.promote import promote
 
     quiet_engine_logs()
     settings = settings_from(args)
     result = promote(
-        settings,
+        settings.engine,
+        settings.detector,
+        settings.evaluation,
         args.candidate,
         args.dataset,
+        publish=model_update_publisher(settings),
         out_dir=args.out,
         split=args.split,
         dry_run=args.dry_run,

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_retrain(args: argparse.Namespace) -> int:
     """Exit 0 when the run finished (promoted, refused by the gate, or too little data); errors exit non-zero."""
-    from zoomguard.promotion.retrain import retrain
+    from zoomguard.app.retrain import retrain
 
     quiet_engine_logs()
     settings = settings_from(args)

@@ -65,11 +65,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.method == "sft":
         from zoomguard.training.sft import train_sft
 
-        result = train_sft(settings, job)
+        result = train_sft(settings.training, settings.detector, job)
     else:
         from zoomguard.training.grpo import train_grpo
 
-        result = train_grpo(settings, job)
+        result = train_grpo(settings.training, settings.detector, job)
     keys = ("kind", "adapter", "steps", "final_loss", "final_reward")
     print(json.dumps({key: result.summary[key] for key in keys}))
     return 0

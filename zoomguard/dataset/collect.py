@@ -20,7 +20,6 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from zoomguard.app.config import Settings
 from zoomguard.dataset.joining import (
     FoundImage,
     ImageCandidate,
@@ -40,7 +39,8 @@ from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import poll_readable
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.images import decode_image
-from zoomguard.media.settings import ImageLimits
+from zoomguard.media.settings import FetchSettings, ImageLimits
+from zoomguard.review.settings import ReviewSettings
 from zoomguard.schemas.events import ImageRef, SourceRecord
 from zoomguard.schemas.review import ReviewDecision
 
@@ -77,25 +77,40 @@ class CollectReport:
         }
 
 
-async def collect(settings: Settings, out_dir: Path, progress: Progress | None = None) -> CollectReport:
-    """Read both topics to their end, resolve every latest decision's image, write the dataset."""
+async def collect(
+    out_dir: Path,
+    *,
+    kafka: KafkaSettings,
+    decisions_topic: str,
+    review_topic: str,
+    review: ReviewSettings,
+    fetch: FetchSettings,
+    limits: ImageLimits,
+    progress: Progress | None = None,
+) -> CollectReport:
+    """Read both topics to their end, resolve every latest decision's image, write the dataset.
+
+    `review` bounds the reads (collect_*) and splits the records (test_fraction); `limits` are the
+    detector's, so nothing is collected that the detector would refuse to decode."""
     report = CollectReport()
-    decisions, contexts = await asyncio.to_thread(_read_topics, settings, report.skipped, progress)
+    decisions, contexts = await asyncio.to_thread(
+        _read_topics, kafka, decisions_topic, review_topic, review.collect_timeout_s, report.skipped, progress
+    )
     report.decisions = len(decisions)
-    reader = InputRecordReader(settings.kafka, settings.review.collect_record_timeout_s)
-    fetcher = URLFetcher(settings.fetch)
+    reader = InputRecordReader(kafka, review.collect_record_timeout_s)
+    fetcher = URLFetcher(fetch)
     try:
         wanted = [contexts[e].source for e, d in decisions.items() if d.image is None and e in contexts]
         await reader.prefetch(wanted)
-        resolver = ImageResolver(reader, fetcher, settings.detector.limits)
-        records = await _resolve_all(resolver, decisions, contexts, settings, report, progress)
+        resolver = ImageResolver(reader, fetcher, limits)
+        records = await _resolve_all(resolver, decisions, contexts, review, report, progress)
     finally:
         await fetcher.close()
     manifest = {
         "format": "zoomguard.reviewed/1",
-        "decisions_topic": settings.topics.review_decisions,
-        "review_topic": settings.topics.review,
-        "test_fraction": settings.review.test_fraction,
+        "decisions_topic": decisions_topic,
+        "review_topic": review_topic,
+        "test_fraction": review.test_fraction,
         "labels": labels(records),
         **report.summary(),
         "skipped_events": report.skipped_events[:MAX_LISTED_SKIPS],
@@ -106,16 +121,19 @@ async def collect(settings: Settings, out_dir: Path, progress: Progress | None =
 
 
 def _read_topics(
-    settings: Settings, skipped: Counter[str], progress: Progress | None
+    kafka: KafkaSettings,
+    decisions_topic: str,
+    review_topic: str,
+    timeout: float,
+    skipped: Counter[str],
+    progress: Progress | None,
 ) -> tuple[dict[str, ReviewDecision], dict[str, ReviewContext]]:
-    timeout = settings.review.collect_timeout_s
-    topics = settings.topics
     try:
         decisions = latest_decisions(
             _raw(
                 read_to_end(
-                    settings.kafka,
-                    topics.review_decisions,
+                    kafka,
+                    decisions_topic,
                     timeout_s=timeout,
                     progress=_stage(progress, "decisions"),
                     timeout_setting="review.collect_timeout_s",
@@ -126,8 +144,8 @@ def _read_topics(
         contexts = review_contexts(
             _raw(
                 read_to_end(
-                    settings.kafka,
-                    topics.review,
+                    kafka,
+                    review_topic,
                     timeout_s=timeout,
                     progress=_stage(progress, "review"),
                     timeout_setting="review.collect_timeout_s",
@@ -137,9 +155,7 @@ def _read_topics(
             skipped,
         )
     except KafkaError as exc:
-        raise UnavailableError(
-            f"cannot read the review topics from {settings.kafka.bootstrap_servers}: {exc!r}"
-        ) from exc
+        raise UnavailableError(f"cannot read the review topics from {kafka.bootstrap_servers}: {exc!r}") from exc
     return decisions, contexts
 
 
@@ -158,11 +174,11 @@ async def _resolve_all(
     resolver: ImageResolver,
     decisions: dict[str, ReviewDecision],
     contexts: dict[str, ReviewContext],
-    settings: Settings,
+    review: ReviewSettings,
     report: CollectReport,
     progress: Progress | None,
 ) -> list[TrainingRecord]:
-    gate = asyncio.Semaphore(settings.review.collect_concurrency)
+    gate = asyncio.Semaphore(review.collect_concurrency)
     done = 0
 
     async def one(event_id: str) -> tuple[str, FoundImage | Miss, str]:
@@ -182,7 +198,7 @@ async def _resolve_all(
             report.skipped_events.append({"event_id": event_id, "reason": found.reason, "detail": found.detail})
             continue
         report.image_sources[kind] += 1
-        records.append(build_record(decisions[event_id], contexts.get(event_id), found, settings.review.test_fraction))
+        records.append(build_record(decisions[event_id], contexts.get(event_id), found, review.test_fraction))
     return records
 
 

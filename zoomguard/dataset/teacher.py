@@ -1,4 +1,4 @@
-"""The pure part of `zoomguard annotate`: what to ask the teacher, and how its answer fills a record.
+"""The pure part of `zoomguard annotate`: which teacher, what to ask it, and how its answer fills a record.
 
 As the paper built its dataset, the teacher is told the known verdict and explains it, with grounded
 boxes; the answer has Query 1's shape (explanation, regions, verdict), so it trains the same turn. The
@@ -13,11 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
 from zoomguard.dataset.records import TrainingRecord
 from zoomguard.dataset.settings import AnnotateSettings
-from zoomguard.detector.families import ModelFamily
+from zoomguard.detector.engines.base import GenerationRequest, Turn
+from zoomguard.detector.engines.settings import EngineSettings
+from zoomguard.detector.families import ModelFamily, resolve_family
 from zoomguard.detector.geometry import sanitize_boxes
 from zoomguard.detector.parsing import parse_answer
+from zoomguard.errors import ConfigError, UnavailableError
 from zoomguard.schemas.answers import LocateAnswer, response_schema
 from zoomguard.schemas.review import Label
 
@@ -63,6 +68,32 @@ class TeacherAnswer:
     dropped: int = 0  # boxes refused: unreadable, outside the image, degenerate, too large, over the cap
 
 
+def teacher_engine_settings(annotate: AnnotateSettings, engine: EngineSettings) -> EngineSettings:
+    """Server-mode engine settings for the teacher: annotate's servers, else the detector's servers."""
+    own = bool(annotate.server_urls)
+    if not (own or engine.server_urls):
+        raise ConfigError("annotate needs a teacher server: --server URL (or annotate.server_urls)")
+    return engine.model_copy(
+        update={
+            "mode": "server",
+            "model": "",
+            "lora_adapter": "",
+            "server_urls": annotate.server_urls if own else engine.server_urls,
+            "served_model_name": annotate.model or ("" if own else engine.served_model_name),
+            "api_key": annotate.api_key or (None if own else engine.api_key),
+            "request_timeout_s": annotate.request_timeout_s,
+        }
+    )
+
+
+def teacher_family(annotate: AnnotateSettings, served_name: str) -> ModelFamily:
+    """The teacher's coordinate family: from annotate.model_family, else from its (served) model name."""
+    name = annotate.model or served_name
+    if not name and annotate.model_family == "auto":
+        raise UnavailableError("no teacher server answered /v1/models (set annotate.model and annotate.model_family)")
+    return resolve_family(name, annotate.model_family)
+
+
 def need_of(record: TrainingRecord, settings: AnnotateSettings) -> Need:
     wants_boxes = record.label == "ai_generated" or settings.regions_for_real
     return Need(explanation=not (record.explanation or "").strip(), boxes=wants_boxes and not record.boxes)
@@ -92,6 +123,24 @@ def teacher_prompt(
         hints="".join(hints),
         max_regions=max_regions_for(record.label, settings),
         label=record.label,
+    )
+
+
+def teacher_request(
+    record: TrainingRecord,
+    image: Image.Image,
+    family: ModelFamily,
+    size: tuple[int, int],
+    settings: AnnotateSettings,
+) -> GenerationRequest:
+    """One request per record: the image resized to `size` (the teacher's), the prompt, the pinned schema."""
+    return GenerationRequest(
+        request_id=f"annotate:{record.event_id}",
+        turns=(Turn("user", teacher_prompt(record, family, size, settings), (image,)),),
+        json_schema=teacher_schema(record.label, family, settings),
+        max_tokens=settings.max_tokens,
+        top_logprobs=1,
+        temperature=settings.temperature,
     )
 
 

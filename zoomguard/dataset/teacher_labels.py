@@ -1,107 +1,64 @@
 """`zoomguard annotate`: a teacher model (vLLM's OpenAI-compatible API) explains and grounds known labels.
 
 Records with a label but no explanation or no boxes get the teacher's, many requests at once; what a
-reviewer wrote stays. Answers are also appended to a cache file in the dataset directory (keyed by event,
-image digest and label), because `collect` rewrites the dataset and the teacher is the expensive part:
-the next run reuses them instead of asking again.
+reviewer wrote stays. Answers are also appended to a cache file in the dataset directory (teacher_cache.py),
+because `collect` rewrites the dataset and the teacher is the expensive part: the next run reuses them
+instead of asking again. This module does the I/O (the server, image decoding, the dataset files); what
+to ask and how an answer fills a record are pure (teacher.py, teacher_report.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from zoomguard.app.config import Settings
 from zoomguard.dataset.records import MANIFEST, SPLITS, TrainingRecord, read_manifest, read_split, write_dataset
+from zoomguard.dataset.settings import AnnotateSettings
 from zoomguard.dataset.teacher import (
     TeacherAnswer,
-    fill,
     need_of,
     read_teacher_answer,
-    teacher_prompt,
-    teacher_schema,
+    teacher_engine_settings,
+    teacher_family,
+    teacher_request,
 )
-from zoomguard.detector.engines.base import Engine, GenerationRequest, Turn
+from zoomguard.dataset.teacher_cache import TeacherCache
+from zoomguard.dataset.teacher_report import AnnotateReport, apply_answer
+from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.engines.settings import EngineSettings
-from zoomguard.detector.families import ModelFamily, resolve_family
-from zoomguard.errors import BadInputError, ConfigError, EngineUnavailableError, UnavailableError
-from zoomguard.media.images import decode_image, resize_to
+from zoomguard.detector.families import ModelFamily
+from zoomguard.errors import BadInputError, EngineUnavailableError
+from zoomguard.media.images import ImageLimits, decode_image, resize_to
 
 Progress = Callable[[int, int], None]
-MAX_CACHE_LINE = 1024 * 1024
-
-
-@dataclass
-class AnnotateReport:
-    records: int = 0
-    complete: int = 0  # needed nothing
-    requests: int = 0
-    from_cache: int = 0
-    annotated: int = 0
-    explanations_added: int = 0
-    boxes_added: int = 0
-    boxes_proposed: int = 0  # regions in the teacher's usable answers
-    boxes_dropped: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-    filled: dict[str, list[str]] = field(default_factory=dict)  # event_id -> fields the teacher wrote
-    teacher: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "teacher": self.teacher,
-            "records": self.records,
-            "complete": self.complete,
-            "requests": self.requests,
-            "from_cache": self.from_cache,
-            "annotated": self.annotated,
-            "explanations_added": self.explanations_added,
-            "boxes_added": self.boxes_added,
-            "boxes_proposed": self.boxes_proposed,
-            "boxes_dropped": self.boxes_dropped,
-            "failed": dict(sorted(self.failed.items())),
-        }
-
-
-def teacher_engine_settings(settings: Settings) -> EngineSettings:
-    """Server-mode engine settings for the teacher: annotate's servers, else the detector's servers."""
-    teacher = settings.annotate
-    own = bool(teacher.server_urls)
-    if not (own or settings.engine.server_urls):
-        raise ConfigError("annotate needs a teacher server: --server URL (or annotate.server_urls)")
-    return settings.engine.model_copy(
-        update={
-            "mode": "server",
-            "model": "",
-            "lora_adapter": "",
-            "server_urls": teacher.server_urls if own else settings.engine.server_urls,
-            "served_model_name": teacher.model or ("" if own else settings.engine.served_model_name),
-            "api_key": teacher.api_key or (None if own else settings.engine.api_key),
-            "request_timeout_s": teacher.request_timeout_s,
-        }
-    )
 
 
 async def annotate_with_teacher(
-    settings: Settings, dataset_dir: Path, *, use_cache: bool = True, progress: Progress | None = None
+    annotate: AnnotateSettings,
+    engine: EngineSettings,
+    limits: ImageLimits,
+    dataset_dir: Path,
+    *,
+    use_cache: bool = True,
+    progress: Progress | None = None,
 ) -> AnnotateReport:
-    """annotate_dataset with the configured teacher servers (what the command and `retrain` call)."""
+    """annotate_dataset with the configured teacher servers (what the command and `retrain` call).
+
+    `engine` is the detector's engine section: its servers are the teacher's when annotate names none."""
     from zoomguard.detector.engines.openai_server import OpenAIServerEngine
 
-    engine = OpenAIServerEngine(teacher_engine_settings(settings))
-    await engine.start()
+    teacher = OpenAIServerEngine(teacher_engine_settings(annotate, engine))
+    await teacher.start()
     try:
-        return await annotate_dataset(settings, dataset_dir, engine, use_cache=use_cache, progress=progress)
+        return await annotate_dataset(annotate, limits, dataset_dir, teacher, use_cache=use_cache, progress=progress)
     finally:
-        await engine.close()
+        await teacher.close()
 
 
 async def annotate_dataset(
-    settings: Settings,
+    annotate: AnnotateSettings,
+    limits: ImageLimits,
     dataset_dir: Path,
     engine: Engine,
     *,
@@ -113,11 +70,11 @@ async def annotate_dataset(
         raise BadInputError(f"{dataset_dir} is not a dataset (no {MANIFEST}; run `zoomguard collect` first)")
     splits = {split: await asyncio.to_thread(read_split, dataset_dir, split) for split in SPLITS}
     report = AnnotateReport(records=sum(len(rows) for rows in splits.values()))
-    teacher = _Teacher(settings, engine, _family(settings, engine))
+    teacher = _Teacher(annotate, limits, engine, teacher_family(annotate, engine.model_name))
     report.teacher = engine.model_name
-    cache = TeacherCache(dataset_dir / settings.annotate.cache_file, engine.model_name) if use_cache else None
-    gate = asyncio.Semaphore(settings.annotate.concurrency)
-    todo = [r for rows in splits.values() for r in rows if need_of(r, settings.annotate).any]
+    cache = TeacherCache(dataset_dir / annotate.cache_file, engine.model_name) if use_cache else None
+    gate = asyncio.Semaphore(annotate.concurrency)
+    todo = [r for rows in splits.values() for r in rows if need_of(r, annotate).any]
     report.complete = report.records - len(todo)
     done = 0
 
@@ -131,7 +88,7 @@ async def annotate_dataset(
                 answer = await teacher.ask(record)
             if cache and answer.error is None:
                 cache.put(record, answer)
-        updated = _apply(record, answer, report)
+        updated = apply_answer(record, answer, report)
         done += 1
         if progress is not None:
             progress(done, len(todo))
@@ -146,38 +103,12 @@ async def annotate_dataset(
     return report
 
 
-def _apply(record: TrainingRecord, answer: TeacherAnswer, report: AnnotateReport) -> TrainingRecord:
-    if answer.error is not None:
-        report.failed[answer.error] += 1
-        return record
-    report.boxes_proposed += len(answer.boxes) + answer.dropped
-    report.boxes_dropped += answer.dropped
-    updated, filled = fill(record, answer)
-    if not (filled.explanation or filled.boxes):
-        report.failed["nothing_usable"] += 1
-        return updated
-    report.annotated += 1
-    report.explanations_added += filled.explanation
-    report.boxes_added += len(updated.boxes) if filled.boxes else 0
-    report.filled[record.event_id] = [
-        name for name, on in (("explanation", filled.explanation), ("boxes", filled.boxes)) if on
-    ]
-    return updated
-
-
-def _family(settings: Settings, engine: Engine) -> ModelFamily:
-    name = settings.annotate.model or engine.model_name
-    if not name and settings.annotate.model_family == "auto":
-        raise UnavailableError("no teacher server answered /v1/models (set annotate.model and annotate.model_family)")
-    return resolve_family(name, settings.annotate.model_family)
-
-
 class _Teacher:
-    """One request per record: the image at the teacher's size, the prompt, the pinned-verdict schema."""
+    """Decodes each record's image, sizes it for the teacher, asks, and reads the answer back."""
 
-    def __init__(self, settings: Settings, engine: Engine, family: ModelFamily):
-        self._settings = settings.annotate
-        self._limits = settings.detector.limits
+    def __init__(self, annotate: AnnotateSettings, limits: ImageLimits, engine: Engine, family: ModelFamily):
+        self._settings = annotate
+        self._limits = limits
         self._engine = engine
         self._family = family
         self.requests = 0  # requests sent to the teacher
@@ -190,14 +121,7 @@ class _Teacher:
         original = (decoded.width, decoded.height)
         size = self._family.model_size(*original, self._settings.min_pixels, self._settings.max_pixels)
         image = await asyncio.to_thread(resize_to, decoded.image, size)
-        request = GenerationRequest(
-            request_id=f"annotate:{record.event_id}",
-            turns=(Turn("user", teacher_prompt(record, self._family, size, self._settings), (image,)),),
-            json_schema=teacher_schema(record.label, self._family, self._settings),
-            max_tokens=self._settings.max_tokens,
-            top_logprobs=1,
-            temperature=self._settings.temperature,
-        )
+        request = teacher_request(record, image, self._family, size, self._settings)
         self.requests += 1
         try:
             generation = await self._engine.generate(request)
@@ -206,49 +130,3 @@ class _Teacher:
         except BadInputError:  # the server refused this input (too large for its context, ...)
             return TeacherAnswer(error="teacher_refused")
         return read_teacher_answer(generation.text, record.label, self._family, size, original, self._settings)
-
-
-class TeacherCache:
-    """Usable teacher answers by (event_id, image sha256, label), appended as they arrive (JSON lines)."""
-
-    def __init__(self, path: Path, teacher: str):
-        self._path = path
-        self._teacher = teacher
-        self._answers: dict[tuple[str, str, str], TeacherAnswer] = {}
-        if path.is_file():
-            with path.open("rb") as source:
-                for line in source:
-                    self._load(line)
-
-    def _load(self, line: bytes) -> None:
-        if len(line) > MAX_CACHE_LINE:
-            return
-        try:
-            item = json.loads(line)
-            key = (str(item["event_id"]), str(item["image_sha256"]), str(item["label"]))
-            answer = TeacherAnswer(
-                explanation=str(item["explanation"]),
-                boxes=tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in item["boxes"]),
-                findings=tuple(str(f) for f in item["findings"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return  # a torn or foreign line: ask the teacher again
-        if len(answer.findings) == len(answer.boxes):
-            self._answers[key] = answer
-
-    def get(self, record: TrainingRecord) -> TeacherAnswer | None:
-        return self._answers.get((record.event_id, record.image_sha256, record.label))
-
-    def put(self, record: TrainingRecord, answer: TeacherAnswer) -> None:
-        self._answers[(record.event_id, record.image_sha256, record.label)] = answer
-        line = {
-            "event_id": record.event_id,
-            "image_sha256": record.image_sha256,
-            "label": record.label,
-            "teacher": self._teacher,
-            "explanation": answer.explanation,
-            "boxes": [list(box) for box in answer.boxes],
-            "findings": list(answer.findings),
-        }
-        with self._path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(line) + "\n")

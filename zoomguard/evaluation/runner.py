@@ -3,62 +3,34 @@
 One engine serves every model compared in a run: the base weights, and LoRA adapters loaded next to
 them and named per request, so the serving model and a candidate are scored on the same images by the
 same engine build. Models are scored on raw P(ai) (no calibration), so the comparison is between
-models, not between calibrations; the calibration is fitted afterwards from the same predictions.
+models, not between calibrations; the calibration is fitted afterwards from the same predictions
+(report.py), and the files are written by outputs.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from zoomguard.app.config import Settings
 from zoomguard.dataset.records import Split, TrainingRecord, read_manifest, read_split
 from zoomguard.detector.engines.adapters import adapter_version
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, Engine
+from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.factory import build_detector, build_engine
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import BadInputError, ConfigError
-from zoomguard.evaluation.calibration_fit import CalibrationFit, fit_calibration
-from zoomguard.evaluation.charts import confusion_matrix, reliability_diagram
-from zoomguard.evaluation.scores import Prediction, per_source, reliability_bins, summarize
-from zoomguard.schemas.detection import Detection, ModelInfo
-
-REPORT_SCHEMA_VERSION = 1
-UNCERTAIN_POLICY = (
-    "accuracy counts uncertain, unparseable and failed records as wrong; selective_accuracy is over "
-    "confident decisions only (coverage = their share); precision/recall/F1 are for ai_generated; "
-    "AUROC and ECE use the records with a P(ai) (scored)"
-)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to score: the base weights (adapter None) or a LoRA adapter on them, under a version name."""
-
-    role: str  # "model", "serving", "candidate": names the output folder and request ids
-    adapter: str | None = None
-    version: str | None = None
-
-
-@dataclass
-class ModelEvaluation:
-    spec: ModelSpec
-    model: ModelInfo
-    predictions: list[Prediction]
-    report: dict[str, Any] = field(default_factory=dict)
-    calibration: CalibrationFit | None = None
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return dict(self.report.get("metrics", {}))
+from zoomguard.evaluation.outputs import write_outputs
+from zoomguard.evaluation.report import ModelEvaluation, ModelSpec, build_report, prediction_from
+from zoomguard.evaluation.scores import Prediction
+from zoomguard.evaluation.settings import EvaluationSettings
+from zoomguard.schemas.detection import ModelInfo
 
 
 def load_records(dataset_dir: Path, split: Split, max_records: int) -> list[TrainingRecord]:
@@ -78,11 +50,18 @@ def load_records(dataset_dir: Path, split: Split, max_records: int) -> list[Trai
     return records
 
 
+def describe_dataset(dataset_dir: Path, split: Split) -> dict[str, Any]:
+    """The report's `dataset` value: where the records came from, and the manifest that describes them."""
+    return {"path": str(dataset_dir), "split": split, "manifest": read_manifest(dataset_dir)}
+
+
 async def evaluate_models(
-    settings: Settings,
+    engine: EngineSettings,
+    detector: DetectorSettings,
     specs: Sequence[ModelSpec],
     records: Sequence[TrainingRecord],
     *,
+    concurrency: int,
     progress: bool = True,
 ) -> list[ModelEvaluation]:
     """Score each model in turn on `records` with one engine (LoRA enabled when any spec has an adapter)."""
@@ -90,20 +69,20 @@ async def evaluate_models(
     engine_update: dict[str, Any] = {"lora_adapter": "", "lora_version": ""}
     if any(spec.adapter for spec in specs):
         engine_update["enable_lora"] = True
-    settings = settings.model_copy(update={"engine": settings.engine.model_copy(update=engine_update)})
-    engine = build_engine(settings.engine, settings.detector)
-    await engine.start()
+    engine = engine.model_copy(update=engine_update)
+    backend = build_engine(engine, detector)
+    await backend.start()
     try:
-        detector = build_detector(settings.engine, settings.detector, engine)
-        base = detector.model
+        zoomin = build_detector(engine, detector, backend)
+        base = zoomin.model
         results = []
         for spec in specs:
-            info = await _serve(engine, detector, base, spec)
-            predictions = await predict(detector, records, spec.role, settings.evaluation.concurrency, progress)
+            info = await _serve(backend, zoomin, base, spec)
+            predictions = await predict(zoomin, records, spec.role, concurrency, progress)
             results.append(ModelEvaluation(spec, info, predictions))
         return results
     finally:
-        await engine.close()
+        await backend.close()
 
 
 async def _serve(engine: Engine, detector: ZoomInDetector, base: ModelInfo, spec: ModelSpec) -> ModelInfo:
@@ -148,95 +127,10 @@ async def predict(
         bar.close()
 
 
-def prediction_from(record: TrainingRecord, detection: Detection | None, error: str | None = None) -> Prediction:
-    """A record and what the model said about it; p_ai is the raw one (before any calibration)."""
-    if detection is None:
-        return Prediction(
-            event_id=record.event_id,
-            label=record.label,
-            decision="error",
-            p_ai=None,
-            source=record.source,
-            reference_boxes=tuple(record.boxes),
-            error=error,
-        )
-    raw = detection.p_ai_raw if detection.p_ai_raw is not None else detection.p_ai
-    return Prediction(
-        event_id=record.event_id,
-        label=record.label,
-        decision=detection.decision,
-        p_ai=raw,
-        source=record.source,
-        reason=detection.reason,
-        boxes=tuple(region.box for region in detection.regions),
-        reference_boxes=tuple(record.boxes),
-    )
-
-
-def build_report(evaluation: ModelEvaluation, settings: Settings, dataset_dir: Path, split: Split) -> ModelEvaluation:
-    """Metrics, per-source breakdown, reliability bins and the cross-fitted calibration, as one JSON value."""
-    ev = settings.evaluation
-    predictions = evaluation.predictions
-    scored = [p for p in predictions if p.p_ai is not None]
-    probabilities = [float(p.p_ai) for p in scored if p.p_ai is not None]
-    is_ai = [p.label == "ai_generated" for p in scored]
-    evaluation.calibration = fit_calibration(
-        probabilities,
-        is_ai,
-        method=ev.calibration_method,
-        min_samples=ev.calibration_min_samples,
-        folds=ev.calibration_folds,
-        ece_bins=ev.ece_bins,
-    )
-    evaluation.report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "created_at": datetime.now(UTC).isoformat(),
-        "model": {**evaluation.model.model_dump(), "adapter": evaluation.spec.adapter},
-        "dataset": {"path": str(dataset_dir), "split": split, "manifest": read_manifest(dataset_dir)},
-        "settings": {
-            "ece_bins": ev.ece_bins,
-            "ai_threshold": settings.detector.ai_threshold,
-            "real_threshold": settings.detector.real_threshold,
-            "uncertain_policy": UNCERTAIN_POLICY,
-        },
-        "metrics": {**summarize(predictions, ev.ece_bins), "calibrated_ece": _calibrated_ece(evaluation.calibration)},
-        "per_source": per_source(predictions, ev.ece_bins),
-        "reliability": [vars(b) for b in reliability_bins(probabilities, is_ai, ev.ece_bins)],
-        "calibration": evaluation.calibration.to_json(),
-    }
-    return evaluation
-
-
-def _calibrated_ece(fit: CalibrationFit) -> float | None:
-    """The cross-fitted (held-out) ECE after calibration; None when too few labels to calibrate."""
-    return fit.heldout.get(fit.calibration.method, {}).get("ece")
-
-
-def write_outputs(evaluation: ModelEvaluation, out_dir: Path, ece_bins: int) -> dict[str, Path]:
-    """report.json, predictions.jsonl, reliability.png and confusion.png in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "report": out_dir / "report.json",
-        "predictions": out_dir / "predictions.jsonl",
-        "reliability": out_dir / "reliability.png",
-        "confusion": out_dir / "confusion.png",
-    }
-    paths["report"].write_text(json.dumps(evaluation.report, indent=2, default=str))
-    with paths["predictions"].open("w") as sink:
-        for prediction in evaluation.predictions:
-            sink.write(json.dumps(prediction.to_json()) + "\n")
-    scored = [p for p in evaluation.predictions if p.p_ai is not None]
-    bins = reliability_bins(
-        [float(p.p_ai or 0.0) for p in scored], [p.label == "ai_generated" for p in scored], ece_bins
-    )
-    version = evaluation.model.version
-    reliability_diagram(bins, paths["reliability"], title=f"Reliability of P(ai): {version}")
-    confusion_matrix(evaluation.report["metrics"]["confusion"], paths["confusion"], title=f"Confusion: {version}")
-    return paths
-
-
 async def evaluate_dataset(
-    settings: Settings,
+    engine: EngineSettings,
+    detector: DetectorSettings,
+    evaluation: EvaluationSettings,
     dataset_dir: Path,
     out_dir: Path | None,
     *,
@@ -245,12 +139,15 @@ async def evaluate_dataset(
     progress: bool = True,
 ) -> ModelEvaluation:
     """`zoomguard eval`: one model (base or base + adapter) on one split; outputs written when out_dir is set."""
-    split = split or settings.evaluation.split
-    records = load_records(dataset_dir, split, settings.evaluation.max_records)
-    adapter = adapter or settings.engine.lora_adapter or None
-    version = (settings.engine.lora_version or None) if adapter else None
-    [evaluation] = await evaluate_models(settings, [ModelSpec("model", adapter, version)], records, progress=progress)
-    build_report(evaluation, settings, dataset_dir, split)
+    split = split or evaluation.split
+    records = load_records(dataset_dir, split, evaluation.max_records)
+    adapter = adapter or engine.lora_adapter or None
+    version = (engine.lora_version or None) if adapter else None
+    spec = ModelSpec("model", adapter, version)
+    [result] = await evaluate_models(
+        engine, detector, [spec], records, concurrency=evaluation.concurrency, progress=progress
+    )
+    build_report(result, evaluation, detector, describe_dataset(dataset_dir, split), datetime.now(UTC))
     if out_dir is not None:
-        write_outputs(evaluation, out_dir, settings.evaluation.ece_bins)
-    return evaluation
+        write_outputs(result, out_dir, evaluation.ece_bins)
+    return result

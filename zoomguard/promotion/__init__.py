@@ -1,1 +1,1 @@
-"""Promotion: the gate, the model registry, the update event, and the retrain cycle."""
+"""Promotion: the gate, the flow that registers a better candidate and has it announced, the model registry."""

@@ -14,8 +14,9 @@ prompts identical to serving prompts, and each query still gets exactly the pape
 
 from __future__ import annotations
 
-from zoomguard.app.config import Settings
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.training.rewards import REWARDS
+from zoomguard.training.settings import TrainSettings
 from zoomguard.training.trl_common import (
     DATASET_CACHE_DIR,
     TrainJob,
@@ -46,23 +47,22 @@ GRPO_COLUMNS = (
 )
 
 
-def train_grpo(settings: Settings, job: TrainJob) -> TrainResult:
+def train_grpo(training: TrainSettings, detector: DetectorSettings, job: TrainJob) -> TrainResult:
     from trl import GRPOConfig, GRPOTrainer
 
-    ts = settings.training
-    names = [name for name, weight in ts.reward_weights.items() if weight != 0]
+    names = [name for name, weight in training.reward_weights.items() if weight != 0]
     args = build_config(  # first: TRL checks batch size against group size before any data is read
         GRPOConfig,
-        **common_args(ts, job, ts.grpo_learning_rate),
-        num_generations=ts.num_generations,
-        max_completion_length=ts.max_completion_length,
-        temperature=ts.temperature,
-        beta=ts.beta,
-        reward_weights=[ts.reward_weights[name] for name in names],
+        **common_args(training, job, training.grpo_learning_rate),
+        num_generations=training.num_generations,
+        max_completion_length=training.max_completion_length,
+        temperature=training.temperature,
+        beta=training.beta,
+        reward_weights=[training.reward_weights[name] for name in names],
     )
-    prepared = prepare(settings, job)
+    prepared = prepare(training, detector, job)
     dataset = to_dataset(prepared, job.output / DATASET_CACHE_DIR, keep=GRPO_COLUMNS)
-    model, peft_config = policy(job, ts)
+    model, peft_config = policy(job, training)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[REWARDS[name] for name in names],
@@ -71,4 +71,4 @@ def train_grpo(settings: Settings, job: TrainJob) -> TrainResult:
         peft_config=peft_config,
     )
     trainer.train()
-    return finish(trainer, job, "grpo", prepared, ts)
+    return finish(trainer, job, "grpo", prepared, training)

@@ -7,7 +7,8 @@ reference Query 1 answer, which is not trained twice).
 
 from __future__ import annotations
 
-from zoomguard.app.config import Settings
+from zoomguard.detector.settings import DetectorSettings
+from zoomguard.training.settings import TrainSettings
 from zoomguard.training.trl_common import (
     DATASET_CACHE_DIR,
     TrainJob,
@@ -21,16 +22,18 @@ from zoomguard.training.trl_common import (
 )
 
 
-def train_sft(settings: Settings, job: TrainJob) -> TrainResult:
+def train_sft(training: TrainSettings, detector: DetectorSettings, job: TrainJob) -> TrainResult:
     from trl import SFTConfig, SFTTrainer
 
-    ts = settings.training
     args = build_config(
-        SFTConfig, **common_args(ts, job, ts.sft_learning_rate), max_length=ts.max_length, completion_only_loss=True
+        SFTConfig,
+        **common_args(training, job, training.sft_learning_rate),
+        max_length=training.max_length,
+        completion_only_loss=True,
     )
-    prepared = prepare(settings, job)
+    prepared = prepare(training, detector, job)
     dataset = to_dataset(prepared, job.output / DATASET_CACHE_DIR)
-    model, peft_config = policy(job, ts)
+    model, peft_config = policy(job, training)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, peft_config=peft_config)
     trainer.train()
-    return finish(trainer, job, "sft", prepared, ts)
+    return finish(trainer, job, "sft", prepared, training)

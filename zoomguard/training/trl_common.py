@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoomguard.app.config import Settings
 from zoomguard.dataset.conversations import ConversationSpec, Stage, record_samples
 from zoomguard.dataset.records import TrainingRecord, read_manifest, read_split
 from zoomguard.detector.families import ModelFamily, resolve_family
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import BadInputError, ConfigError
 from zoomguard.training.settings import TrainSettings
 
@@ -58,9 +58,9 @@ class Prepared:
         return {stage: len(self.records) for stage in self.stages}
 
 
-def prepare(settings: Settings, job: TrainJob) -> Prepared:
+def prepare(training: TrainSettings, detector: DetectorSettings, job: TrainJob) -> Prepared:
     """Check the inputs and read the records; every refusal says what to do instead."""
-    family = check_model(job.model, settings.detector.model_family)
+    family = check_model(job.model, detector.model_family)
     if job.init_adapter is not None and not (job.init_adapter / "adapter_config.json").is_file():
         raise ConfigError(f"--init-adapter {job.init_adapter} is not a peft adapter (no adapter_config.json)")
     try:
@@ -72,9 +72,10 @@ def prepare(settings: Settings, job: TrainJob) -> Prepared:
         raise BadInputError(
             f"dataset {job.dataset} has no training records (counts: {counts}); collect decisions first"
         )
-    d = settings.detector
-    spec = ConversationSpec(family, d.min_pixels, d.max_pixels, d.max_regions, d.crops, d.limits)
-    return Prepared(family, spec, records, tuple(settings.training.stages))
+    spec = ConversationSpec(
+        family, detector.min_pixels, detector.max_pixels, detector.max_regions, detector.crops, detector.limits
+    )
+    return Prepared(family, spec, records, tuple(training.stages))
 
 
 def check_model(model: str, family_setting: str) -> ModelFamily:

@@ -1,7 +1,8 @@
 """`zoomguard retrain`: collect -> (annotate) -> train (SFT, then GRPO) -> eval + promote, as one job.
 
 What a Kubernetes CronJob runs weekly. Each step is the library function its own command uses; this
-module only orders them, decides when there is too little data to bother, and writes one report per run.
+module is the wiring of that process: it hands each step its own settings sections, orders the steps,
+decides when there is too little data to bother, and writes one report per run.
 A refused candidate is an outcome, not a failure: the job succeeds and the report says why.
 """
 
@@ -93,13 +94,26 @@ def _run(
         from zoomguard.dataset.collect import collect
 
         _say(f"[1/4] collect: review decisions -> {dataset}")
-        collected = asyncio.run(collect(settings, dataset))
+        collected = asyncio.run(
+            collect(
+                dataset,
+                kafka=settings.kafka,
+                decisions_topic=settings.topics.review_decisions,
+                review_topic=settings.topics.review,
+                review=settings.review,
+                fetch=settings.fetch,
+                limits=settings.detector.limits,
+            )
+        )
         report.steps["collect"] = collected.summary()
     if settings.retrain.annotate:
         from zoomguard.dataset.teacher_labels import annotate_with_teacher
 
         _say("[1/4] annotate: teacher explanations and boxes for label-only records")
-        report.steps["annotate"] = asyncio.run(annotate_with_teacher(settings, dataset)).summary()
+        annotated = asyncio.run(
+            annotate_with_teacher(settings.annotate, settings.engine, settings.detector.limits, dataset)
+        )
+        report.steps["annotate"] = annotated.summary()
     counts = dict(read_manifest(dataset).get("counts") or {})  # type: ignore[call-overload]
     report.steps["dataset"] = {"dir": str(dataset), "counts": counts}
     reason = too_little_data(counts, settings.retrain.min_train_records, settings.retrain.min_test_records)
@@ -110,9 +124,20 @@ def _run(
 
     adapter = _train(settings, report, dataset)
     _say(f"[4/4] eval + promote: {adapter} against the serving model")
+    from zoomguard.app.publish import model_update_publisher
     from zoomguard.promotion.promote import promote
 
-    result = promote(settings, adapter, dataset, out_dir=report.run_dir / "promote", dry_run=dry_run, progress=progress)
+    result = promote(
+        settings.engine,
+        settings.detector,
+        settings.evaluation,
+        adapter,
+        dataset,
+        publish=model_update_publisher(settings),
+        out_dir=report.run_dir / "promote",
+        dry_run=dry_run,
+        progress=progress,
+    )
     report.steps["promote"] = result.to_json()
     if dry_run:
         report.outcome = "dry_run"
@@ -138,11 +163,11 @@ def _train(settings: Settings, report: RetrainReport, dataset: Path) -> Path:
         if method == "sft":
             from zoomguard.training.sft import train_sft
 
-            result = train_sft(settings, job)
+            result = train_sft(settings.training, settings.detector, job)
         else:
             from zoomguard.training.grpo import train_grpo
 
-            result = train_grpo(settings, job)
+            result = train_grpo(settings.training, settings.detector, job)
         report.steps["train"][method] = result.summary
         adapter = result.adapter
         _release_training_memory()
