@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry", "process_guard", "samples"),
     ("media",),
     ("kafka",),
-    ("detector",),
+    ("detector", "evidence"),
     ("worker",),
     ("review",),
     ("dataset",),
