@@ -24,6 +24,7 @@ from zoomguard.detector.engines.settings import EngineSettings
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.errors import ConfigError
 from zoomguard.evaluation.settings import EvaluationSettings
+from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.kafka.settings import KafkaSettings, TopicSettings
 from zoomguard.media.settings import FetchSettings
 from zoomguard.promotion.settings import RetrainSettings
@@ -40,6 +41,7 @@ class Settings(BaseModel):
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

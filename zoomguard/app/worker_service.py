@@ -15,6 +15,7 @@ from zoomguard.app.config import Settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.evidence.reader import build_reader
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
 from zoomguard.kafka.follow import TopicFollower
 from zoomguard.media.fetch import URLFetcher
@@ -80,6 +81,8 @@ async def _run_worker(
             telemetry=telemetry,
             max_output_bytes=settings.kafka.max_request_size,
             image_limits=settings.detector.limits,
+            read_evidence=build_reader(settings.evidence),
+            evidence=settings.evidence,
         )
         worker = Worker(
             consumer,

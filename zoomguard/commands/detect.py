@@ -23,7 +23,7 @@ from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.detection import SCHEMA_VERSION, Detection, ErrorInfo
 
 if TYPE_CHECKING:
-    from zoomguard.detector.zoomin import ZoomInDetector
+    from zoomguard.worker.cascade import Cascade
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,13 +82,16 @@ async def run_detect(
 ) -> int:
     """Detect every path; print each result as soon as all earlier ones are printed. Exit status 0/1."""
     from zoomguard.detector.factory import build_detector, build_engine
+    from zoomguard.evidence.reader import build_reader
+    from zoomguard.worker.cascade import Cascade
 
     engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
         detector = build_detector(settings.engine, settings.detector, engine)
+        cascade = Cascade(detector, build_reader(settings.evidence), settings.evidence, settings.detector.limits)
         annotations = _Annotations(annotate_dir, settings.detector.limits) if annotate_dir is not None else None
-        outcomes = await _detect_all(detector, paths, annotations, concurrency, out, as_json, progress)
+        outcomes = await _detect_all(cascade, paths, annotations, concurrency, out, as_json, progress)
     finally:
         await engine.close()
     if not as_json:
@@ -97,7 +100,7 @@ async def run_detect(
 
 
 async def _detect_all(
-    detector: ZoomInDetector,
+    detector: Cascade,
     paths: Sequence[str],
     annotations: _Annotations | None,
     concurrency: int,
@@ -134,9 +137,7 @@ class _Annotations:
     limits: ImageLimits
 
 
-async def _detect_one(
-    detector: ZoomInDetector, path: str, index: int, annotations: _Annotations | None
-) -> DetectOutcome:
+async def _detect_one(detector: Cascade, path: str, index: int, annotations: _Annotations | None) -> DetectOutcome:
     try:
         data = await asyncio.to_thread(Path(path).read_bytes)
     except OSError as exc:
@@ -160,18 +161,19 @@ def _write_annotation(data: bytes, detection: Detection, annotations: _Annotatio
 
 
 def _print_table(outcomes: Sequence[DetectOutcome], out: TextIO) -> None:
-    rows = [("input", "decision", "p_ai", "regions", "explanation / error")]
+    rows = [("input", "decision", "by", "p_ai", "regions", "explanation / error")]
     for outcome in outcomes:
         name = Path(outcome.input).name
         if outcome.detection is not None:
             d = outcome.detection
             p_ai = "-" if d.p_ai is None else f"{d.p_ai:.3f}"
-            rows.append((name, d.decision, p_ai, str(len(d.regions)), _short(d.explanation or d.reason or "")))
+            explained = _short(d.explanation or d.reason or "")
+            rows.append((name, d.decision, d.decision_source, p_ai, str(len(d.regions)), explained))
         elif outcome.error is not None:
-            rows.append((name, "error", "-", "-", f"{outcome.error.kind}: {_short(outcome.error.message)}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            rows.append((name, "error", "-", "-", "-", f"{outcome.error.kind}: {_short(outcome.error.message)}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4], file=out)
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5], file=out)
 
 
 def _short(text: str, limit: int = 70) -> str:

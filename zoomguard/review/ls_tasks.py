@@ -49,6 +49,8 @@ def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[st
             "explanation": verdict.explanation,
             "review_reason": reason,
             "p_ai": verdict.p_ai,
+            "decision_source": verdict.decision_source,
+            "evidence": evidence_text(verdict),
         },
         "predictions": [
             {
@@ -58,3 +60,13 @@ def label_studio_task(verdict: VerdictEvent, image: str, reason: str) -> dict[st
             }
         ],
     }
+
+
+def evidence_text(verdict: VerdictEvent) -> str:
+    """The marks found in the upload, one line each, for the reviewer's view ("" when none)."""
+    lines = []
+    for item in verdict.evidence:
+        state = "valid" if item.valid else "INVALID"
+        trust = ", trusted" if item.trusted else ""
+        lines.append(f"{item.kind}: {item.claim} ({state}{trust}) from {item.source}: {item.detail}")
+    return "\n".join(lines)

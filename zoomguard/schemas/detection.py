@@ -7,11 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zoomguard.schemas.answers import Verdict
+from zoomguard.schemas.evidence import EvidenceItem
 
 SCHEMA_VERSION = 1
 
 Decision = Literal["ai_generated", "real", "uncertain"]
 UncertainReason = Literal["low_confidence", "unparseable_locate", "unparseable_examine", "no_confidence"]
+# Which stage of the cascade decided: the marks in the upload's own bytes, a reviewed copy, or the model.
+DecisionSource = Literal["evidence", "known_content", "model"]
 
 
 class _Frozen(BaseModel):
@@ -46,6 +49,7 @@ class ImageInfo(_Frozen):
 
 
 class Timings(_Frozen):
+    evidence_ms: float = 0.0
     decode_ms: float = 0.0
     locate_ms: float = 0.0
     crop_ms: float = 0.0
@@ -66,7 +70,9 @@ class Usage(_Frozen):
 class Detection(_Frozen):
     schema_version: int = SCHEMA_VERSION
     decision: Decision
-    p_ai: float | None = Field(description="P(ai_generated) from the final verdict's token logprobs")
+    p_ai: float | None = Field(
+        description="P(ai_generated) from the final verdict's token logprobs; null when the model did not run"
+    )
     p_ai_raw: float | None = Field(
         None, description="p_ai before the model version's calibration (equal to p_ai when it has none)"
     )
@@ -80,6 +86,12 @@ class Detection(_Frozen):
     image: ImageInfo
     timings_ms: Timings
     usage: Usage
+    decision_source: DecisionSource = Field(
+        "model", description="the stage that decided: evidence (marks in the upload's bytes), known_content, model"
+    )
+    evidence: list[EvidenceItem] = Field(
+        default_factory=list, description="every mark found in the upload's bytes, conclusive or not (may be empty)"
+    )
 
 
 class ErrorInfo(_Frozen):

@@ -38,7 +38,12 @@ class WorkerMetrics:
     def __init__(self, meter: metrics.Meter, state: LiveState):
         self.state = state
         self.events = meter.create_counter("zoomguard.events", description="events handled, by outcome")
-        self.decisions = meter.create_counter("zoomguard.decisions", description="verdicts by decision")
+        self.decisions = meter.create_counter(
+            "zoomguard.decisions", description="verdicts by decision and by the stage that decided (source)"
+        )
+        self.evidence = meter.create_counter(
+            "zoomguard.evidence", description="verdicts carrying evidence of each kind (c2pa, xmp, ...)"
+        )
         self.reviews = meter.create_counter("zoomguard.review_requests", description="review requests by reason")
         self.cache_hits = meter.create_counter("zoomguard.cache_hits", description="verdicts served by the cache")
         self.stage_duration = meter.create_histogram(

@@ -283,7 +283,9 @@ class Worker:
         metrics.events.add(1, {"outcome": outcome.kind})
         if outcome.decision:
             self.stats.decisions[outcome.decision] += 1
-            metrics.decisions.add(1, {"decision": outcome.decision})
+            metrics.decisions.add(1, {"decision": outcome.decision, "source": outcome.decision_source or "model"})
+        for kind in outcome.evidence_kinds:
+            metrics.evidence.add(1, {"kind": kind})
         if outcome.review_reason:
             self.stats.reviews[outcome.review_reason] += 1
             metrics.events.add(1, {"outcome": "review"})

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
+from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError
 from zoomguard.media.fetch import URLFetcher
@@ -30,6 +31,7 @@ from zoomguard.schemas.detection import Detection, ErrorInfo
 from zoomguard.schemas.events import DeadLetter, DeadLetterStage, ImageEvent, SourceRecord
 from zoomguard.telemetry.bundle import Telemetry, disabled_telemetry
 from zoomguard.worker.cache import VerdictCache
+from zoomguard.worker.cascade import Cascade, EvidenceReader
 from zoomguard.worker.routing import ReviewTaskBuilder, route
 from zoomguard.worker.settings import WorkerSettings
 
@@ -66,6 +68,8 @@ class Outcome:
     outputs: list[Output]
     event_id: str | None
     decision: str | None = None
+    decision_source: str | None = None
+    evidence_kinds: tuple[str, ...] = ()
     review_reason: str | None = None
     cache_hit: bool = False
     error_kind: str | None = None
@@ -99,11 +103,14 @@ class EventProcessor:
         telemetry: Telemetry | None = None,
         max_output_bytes: int = 4 * 1024 * 1024,
         image_limits: ImageLimits | None = None,
+        read_evidence: EvidenceReader | None = None,
+        evidence: EvidenceSettings | None = None,
     ):
         self._limits = image_limits or ImageLimits()
         self._telemetry = telemetry or disabled_telemetry()
         self._tracer = self._telemetry.tracer
         self._detector = detector
+        self._cascade = Cascade(detector, read_evidence, evidence or EvidenceSettings(), self._limits, self._tracer)
         self._fetcher = fetcher
         self._cache = cache
         self._worker = worker
@@ -166,6 +173,8 @@ class EventProcessor:
             outputs=outputs,
             event_id=event.event_id,
             decision=detection.decision,
+            decision_source=detection.decision_source,
+            evidence_kinds=tuple(sorted({item.kind for item in detection.evidence})),
             review_reason=routed.review.reason if routed.review else None,
             cache_hit=cache_hit,
             submitted_at=event.submitted_at,
@@ -174,6 +183,7 @@ class EventProcessor:
     def _record_stages(self, detection: Detection) -> None:
         timings = detection.timings_ms
         for stage, ms in (
+            ("evidence", timings.evidence_ms),
             ("decode", timings.decode_ms),
             ("locate", timings.locate_ms),
             ("crop", timings.crop_ms),
@@ -234,7 +244,7 @@ class EventProcessor:
         while True:
             try:
                 # unique per attempt: a redelivered event may overlap its first run in the engine
-                detection = await self._detector.detect_bytes(data, request_id=f"{event_id}:{uuid.uuid4().hex[:12]}")
+                detection = await self._cascade.detect_bytes(data, request_id=f"{event_id}:{uuid.uuid4().hex[:12]}")
             except UnavailableError as exc:
                 self._telemetry.health.engine_failed()
                 self._telemetry.metrics.events.add(1, {"outcome": "retry"})

@@ -1,0 +1,39 @@
+"""What the marks found on an upload decide: pure, so the rule is one readable table.
+
+A valid AI claim (a C2PA manifest that validates, however it is signed; IPTC XMP; generator metadata; a
+watermark above its threshold) is conclusive. An invalid manifest decides nothing, and a camera's claim
+never decides `real`: a forger can strip marks, so their absence or a capture claim is left to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zoomguard.schemas.evidence import EvidenceItem
+
+# Strongest first: the item an explanation names when several agree.
+_STRENGTH = {"c2pa": 0, "watermark": 1, "xmp": 2, "generator_metadata": 3}
+_KIND_TEXT = {
+    "c2pa": "Content Credentials (C2PA)",
+    "xmp": "IPTC metadata",
+    "generator_metadata": "generator metadata",
+    "watermark": "an invisible watermark",
+}
+
+
+def conclusive(items: Sequence[EvidenceItem]) -> list[EvidenceItem]:
+    """The items that decide `ai_generated` on their own, strongest (then trusted) first; empty if none."""
+    deciding = [item for item in items if item.claim == "ai_generated" and item.valid]
+    return sorted(deciding, key=lambda item: (_STRENGTH[item.kind], not item.trusted))
+
+
+def explanation(items: Sequence[EvidenceItem]) -> str:
+    """A sentence naming the evidence, for the verdict and for reviewers."""
+    deciding = conclusive(items)
+    if not deciding:
+        return ""
+    parts = []
+    for item in deciding:
+        trust = " (trusted signer)" if item.kind == "c2pa" and item.trusted else ""
+        parts.append(f"{_KIND_TEXT[item.kind]} from {item.source}{trust}: {item.detail}")
+    return "The upload declares itself AI-generated. " + "; ".join(parts) + "."
