@@ -58,6 +58,36 @@ def make_samples(count: int, seed: int = 0, size: tuple[int, int] = (640, 480)) 
     return samples
 
 
+XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+ Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/{source_type}"/>
+</rdf:RDF></x:xmpmeta><?xpacket end="w"?>"""
+
+
+def with_xmp_source_type(image: Image.Image, source_type: str = "trainedAlgorithmicMedia") -> bytes:
+    """A JPEG whose XMP packet declares an IPTC DigitalSourceType, as generators and editors write it."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, xmp=XMP_TEMPLATE.format(source_type=source_type).encode())
+    return buffer.getvalue()
+
+
+def with_a1111_parameters(image: Image.Image, seed: int = 1234) -> bytes:
+    """A PNG with Automatic1111's infotext in its `parameters` text chunk, as the web UI saves it."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(
+        "parameters",
+        "a lighthouse at dusk, oil painting\nNegative prompt: blurry\n"
+        f"Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: {seed}, Size: {image.width}x{image.height}, "
+        "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly",
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
 def image_event_json(
     event_id: str, image: dict[str, str], *, content_id: str | None = None, metadata: dict[str, Any] | None = None
 ) -> bytes:

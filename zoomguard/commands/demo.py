@@ -28,7 +28,14 @@ from zoomguard.kafka.clients import ensure_topics, make_producer
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.reading import read_to_end
 from zoomguard.media.images import decode_image
-from zoomguard.samples import LocalImageServer, image_event_json, make_samples
+from zoomguard.samples import (
+    LocalImageServer,
+    image_event_json,
+    make_image,
+    make_samples,
+    with_a1111_parameters,
+    with_xmp_source_type,
+)
 from zoomguard.schemas.detection import Detection
 
 if TYPE_CHECKING:
@@ -76,6 +83,10 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
             image = {"url": server.add(sample.name, sample.data)}
         events.images[event_id] = sample.data
         events.records.append(_event(event_id, image))
+    # uploads that declare themselves AI-generated in their own bytes: decided by the evidence stage
+    for event_id, data in marked_samples().items():
+        events.images[event_id] = data
+        events.records.append(_event(event_id, {"data_b64": base64.b64encode(data).decode()}))
     # a repost of the first image: served from the verdict cache
     events.images["demo-repost"] = samples[0].data
     events.records.append(_event("demo-repost", {"data_b64": base64.b64encode(samples[0].data).decode()}))
@@ -88,6 +99,14 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
         events.records.append(_event(event_id, image))
     events.records.append((b"broken", b"{this is not json"))
     return events
+
+
+def marked_samples() -> dict[str, bytes]:
+    """Event id -> an upload carrying a mark the evidence stage reads (one per kind the demo can make)."""
+    return {
+        "mark-xmp": with_xmp_source_type(make_image(901, (480, 360))),
+        "mark-a1111": with_a1111_parameters(make_image(902, (480, 360))),
+    }
 
 
 def _event(event_id: str, image: dict[str, str]) -> tuple[bytes, bytes]:

@@ -13,17 +13,25 @@ def report_text(outputs: Records) -> str:
     """The verdict table, the review requests and the dead letters (outputs: verdicts, review, dead letters)."""
     verdicts, reviews, dead = outputs.values()
     lines = [f"\nVERDICTS ({len(verdicts)})"]
-    lines.append(f"  {'event_id':<14} {'decision':<13} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache")
+    lines.append(
+        f"  {'event_id':<14} {'decision':<13} {'by':<8} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache"
+    )
     reasons = {r["event_id"]: r["reason"] for r in reviews}
     for v in sorted(verdicts, key=lambda v: v["event_id"]):
         p_ai = "-" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
         lines.append(
-            f"  {v['event_id']:<14} {v['decision']:<13} {p_ai:>6} {len(v['regions']):>7} {v['crops']:>5} "
+            f"  {v['event_id']:<14} {v['decision']:<13} {v.get('decision_source', 'model'):<8} {p_ai:>6} "
+            f"{len(v['regions']):>7} {v['crops']:>5} "
             f"{reasons.get(v['event_id'], '-'):<10} {'hit' if v['cache_hit'] else '-'}"
         )
     lines.append(
         f"\nREVIEW REQUESTS ({len(reviews)}): " + ", ".join(f"{r['event_id']} ({r['reason']})" for r in reviews)
     )
+    marked = [v for v in verdicts if v.get("evidence")]
+    lines.append(f"\nEVIDENCE IN THE UPLOADS' BYTES ({len(marked)})")
+    for v in sorted(marked, key=lambda v: v["event_id"]):
+        for item in v["evidence"]:
+            lines.append(f"  {v['event_id']:<14} {item['kind']:<18} {item['claim']:<13} {item['source'][:40]}")
     lines.append(f"\nDEAD LETTERS ({len(dead)})")
     for d in dead:
         who = d["event_id"] or "(unreadable)"
@@ -36,10 +44,16 @@ def gallery_html(drawn: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     cards = []
     for name, v in drawn:
         findings = "".join(f"<li>{html.escape(r['finding'][:60])}</li>" for r in v["regions"])
+        findings += "".join(
+            f"<li><b>{html.escape(e['kind'])}</b>: {html.escape(e['source'][:60])} "
+            f"({html.escape(e['detail'][:60])})</li>"
+            for e in v.get("evidence", [])
+        )
         p_ai = "n/a" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
         cards.append(
             f'<figure><img src="{html.escape(name)}" width="320"><figcaption><b>{html.escape(v["event_id"])}</b>: '
-            f"{html.escape(v['decision'])} (p_ai {p_ai})<ul>{findings}</ul></figcaption></figure>"
+            f"{html.escape(v['decision'])} by {html.escape(v.get('decision_source', 'model'))} (p_ai {p_ai})"
+            f"<ul>{findings}</ul></figcaption></figure>"
         )
     return (
         "<!doctype html><meta charset=utf-8><title>zoomguard demo</title>"
