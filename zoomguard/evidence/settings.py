@@ -1,8 +1,29 @@
-"""Evidence settings: which readers run and what their findings may decide (no I/O here)."""
+"""Evidence settings: which readers of an upload's own marks run, what they may cost and decide (no I/O here)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class C2paSettings(BaseModel):
+    """C2PA Content Credentials. Reading is offline: no remote manifest and no OCSP fetch, ever.
+
+    Production trust: pin a snapshot of the official C2PA trust list (the PEM bundle the C2PA conformance
+    programme publishes). Download it once, review it, ship it with the deployment under a dated name and point
+    `trust_anchors_pem` at it; refresh it by a release, never by a fetch at run time.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="read C2PA manifests on uploads that carry one")
+    trust_anchors_pem: str = Field(
+        "",
+        description="path of a PEM bundle of trust anchors (a pinned snapshot of the C2PA trust list); empty: no "
+        "signer is trusted, but signatures and hashes are still validated",
+    )
+    max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="uploads larger than this are not read for C2PA (bounds the work)"
+    )
 
 
 class EvidenceSettings(BaseModel):
@@ -15,3 +36,4 @@ class EvidenceSettings(BaseModel):
     run_model_anyway: bool = Field(
         False, description="when evidence decides, still run the model for boxes and an explanation (GPU cost)"
     )
+    c2pa: C2paSettings = Field(default_factory=C2paSettings)

@@ -1,0 +1,440 @@
+"""C2PA Content Credentials on the raw upload: the sniff, the offline reader, and hostile bytes.
+
+Every fixture is made here: a throw-away ES256 chain (root CA + leaf with the C2PA claim-signing EKU), images
+from Pillow, manifests signed offline by c2pa's own Builder (no time-stamp authority).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import c2pa
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from PIL import Image
+from structlog.testing import capture_logs
+
+from zoomguard.errors import ConfigError
+from zoomguard.evidence.c2pa_reader import C2paReader, load_anchors, read_c2pa
+from zoomguard.evidence.c2pa_sniff import sniff_c2pa
+from zoomguard.evidence.settings import C2paSettings
+
+Kind = c2pa.C2paDigitalSourceType
+SIGNING_CONTEXT = {
+    "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+    "builder": {"thumbnail": {"enabled": False}},
+}
+MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "AVIF": "image/avif"}
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A root CA and a leaf that signs manifests: `pem` is what the signer sends (leaf + root)."""
+
+    root_pem: str
+    pem: bytes
+    key_pem: bytes
+    name: str
+
+
+def make_chain(name: str, ocsp_url: str | None = None) -> Chain:
+    now = dt.datetime.now(dt.UTC)
+
+    def subject(cn: str) -> x509.Name:
+        return x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"{name} Org")]
+        )
+
+    def usage(*, sign: bool, ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(sign, False, False, False, False, ca, ca, False, False)
+
+    def builder(name: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+        )
+
+    root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = (
+        builder(subject(f"{name} Root"), subject(f"{name} Root"), root_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage(sign=False, ca=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf = (
+        builder(subject(f"{name} Signer"), root.subject, leaf_key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(sign=True, ca=False), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ObjectIdentifier("1.3.6.1.4.1.62558.2.1")]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+    )
+    if ocsp_url:
+        access = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
+        leaf = leaf.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
+    pem = [cert.public_bytes(serialization.Encoding.PEM) for cert in (leaf.sign(root_key, hashes.SHA256()), root)]
+    key = leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return Chain(root_pem=pem[1].decode(), pem=pem[0] + pem[1], key_pem=key, name=name)
+
+
+@pytest.fixture(scope="module")
+def generator() -> Chain:
+    return make_chain("Generator")
+
+
+@pytest.fixture(scope="module")
+def editor() -> Chain:
+    return make_chain("Editor")
+
+
+def image(fmt: str, size: tuple[int, int] = (96, 64), seed: int = 0) -> bytes:
+    """Noise, so that the image data is large enough to flip a byte in."""
+    pixels = random.Random(seed).randbytes(size[0] * size[1] * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(out, fmt)
+    return out.getvalue()
+
+
+def sign(
+    chain: Chain,
+    data: bytes,
+    mime: str,
+    source_type: Kind = Kind.TRAINED_ALGORITHMIC_MEDIA,
+    edit: bool = False,
+    remote_url: str | None = None,
+) -> bytes:
+    """A created manifest declaring `source_type`; with `edit`, an editor's manifest over `data`, signed before
+    (it becomes the parent ingredient)."""
+    builder = c2pa.Builder(
+        {"claim_generator_info": [{"name": f"{chain.name} App", "version": "1.0"}]},
+        context=c2pa.Context.from_dict(SIGNING_CONTEXT),
+    )
+    if edit:
+        builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+        builder.add_ingredient({"title": "parent", "relationship": "parentOf"}, mime, io.BytesIO(data))
+        builder.add_action({"action": "c2pa.color_adjustments"})
+    else:
+        builder.set_intent(c2pa.C2paBuilderIntent.CREATE, source_type)
+    if remote_url:
+        builder.set_no_embed()
+        builder.set_remote_url(remote_url)
+    out = io.BytesIO()
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain.pem, chain.key_pem, None))
+    builder.sign(signer, mime, io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def flip_image_byte(data: bytes, fmt: str) -> bytes:
+    """One bit flipped inside the compressed image data, away from the manifest."""
+    at = {"PNG": data.find(b"IDAT") + 40, "JPEG": data.rfind(b"\xff\xda") + 40, "WEBP": data.find(b"VP8 ") + 40}[fmt]
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+def read(data: bytes, fmt: str = "PNG", anchors: str | None = None) -> list:
+    return C2paReader(C2paSettings(), anchors).read(data, MIMES[fmt])
+
+
+@pytest.fixture(scope="module")
+def ai_png(generator: Chain) -> bytes:
+    return sign(generator, image("PNG"), "image/png")
+
+
+@pytest.fixture(scope="module")
+def ai_jpeg(generator: Chain) -> bytes:
+    return sign(generator, image("JPEG"), "image/jpeg")
+
+
+# --- what signed manifests declare ---
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "AVIF"])
+def test_a_signed_ai_image_is_one_valid_untrusted_item(generator: Chain, fmt: str) -> None:
+    signed = sign(generator, image(fmt), MIMES[fmt])
+    assert sniff_c2pa(signed) == MIMES[fmt]
+    [item] = read(signed, fmt)
+    assert (item.kind, item.claim, item.valid, item.trusted) == ("c2pa", "ai_generated", True, False)
+    assert item.source == "Generator Signer (Generator Org) via Generator App 1.0"
+    assert item.detail.startswith("trainedAlgorithmicMedia (c2pa.created) in active manifest urn:c2pa:")
+
+
+def test_the_root_as_trust_anchor_makes_it_trusted(generator: Chain, ai_png: bytes) -> None:
+    [item] = read(ai_png, anchors=generator.root_pem)
+    assert (item.claim, item.valid, item.trusted) == ("ai_generated", True, True)
+
+
+def test_another_root_does_not(generator: Chain, editor: Chain, ai_png: bytes) -> None:
+    [item] = read(ai_png, anchors=editor.root_pem)
+    assert (item.valid, item.trusted) == (True, False)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_one_flipped_image_byte_still_reports_the_claim_as_invalid(generator: Chain, fmt: str) -> None:
+    tampered = flip_image_byte(sign(generator, image(fmt), MIMES[fmt]), fmt)
+    [item] = read(tampered, fmt, anchors=generator.root_pem)
+    assert (item.claim, item.valid, item.trusted) == ("ai_generated", False, False)
+
+
+def test_an_ai_ingredient_under_an_editors_manifest_is_found(generator: Chain, editor: Chain, ai_jpeg: bytes) -> None:
+    """The editor's own actions (opened, color adjustments) declare no source type: the AI one is the ingredient's."""
+    edited = sign(editor, ai_jpeg, "image/jpeg", edit=True)
+    [item] = read(edited, "JPEG")
+    assert (item.claim, item.valid, item.trusted) == ("ai_generated", True, False)
+    assert item.source.startswith("Generator Signer")
+    assert " in ingredient manifest urn:c2pa:" in item.detail
+
+
+@pytest.mark.parametrize(
+    ("anchors", "trusted"),
+    [(("generator",), False), (("editor",), False), (("generator", "editor"), True)],
+)
+def test_an_ingredient_is_trusted_only_when_every_signer_above_it_is(
+    generator: Chain, editor: Chain, ai_jpeg: bytes, anchors: tuple[str, ...], trusted: bool
+) -> None:
+    edited = sign(editor, ai_jpeg, "image/jpeg", edit=True)
+    chains = {"generator": generator, "editor": editor}
+    [item] = read(edited, "JPEG", anchors="".join(chains[name].root_pem for name in anchors))
+    assert (item.valid, item.trusted) == (True, trusted)
+
+
+def test_a_tampered_ingredient_under_a_valid_editor_is_invalid(generator: Chain, editor: Chain, ai_jpeg: bytes) -> None:
+    """c2pa says Valid for the store (the editor's signature is fine); the ingredient's recorded hash mismatch
+    is what makes its claim invalid."""
+    edited = sign(editor, flip_image_byte(ai_jpeg, "JPEG"), "image/jpeg", edit=True)
+    [item] = read(edited, "JPEG", anchors=generator.root_pem + editor.root_pem)
+    assert (item.claim, item.valid, item.trusted) == ("ai_generated", False, False)
+
+
+def test_a_camera_capture_claims_real(generator: Chain) -> None:
+    [item] = read(sign(generator, image("JPEG"), "image/jpeg", Kind.DIGITAL_CAPTURE), "JPEG")
+    assert (item.claim, item.valid) == ("real", True)
+    assert item.detail.startswith("digitalCapture")
+
+
+def test_algorithmic_media_claims_nothing(generator: Chain) -> None:
+    """Procedural images (algorithmicMedia) are not trained AI: no ai_generated item, no real one either."""
+    assert read(sign(generator, image("PNG"), "image/png", Kind.ALGORITHMIC_MEDIA)) == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "AVIF", "GIF"])
+def test_a_plain_image_has_no_evidence_and_the_sniff_says_no(fmt: str) -> None:
+    data = image(fmt)
+    assert sniff_c2pa(data) is None
+    assert C2paReader(C2paSettings()).read(data, f"image/{fmt.lower()}") == []
+
+
+def test_random_bytes_never_sniff() -> None:
+    rng = random.Random(7)
+    blobs = [rng.randbytes(rng.randrange(1, 4096)) for _ in range(2000)]
+    blobs += [
+        prefix + rng.randbytes(2048)
+        for prefix in (
+            b"\xff\xd8",
+            b"\x89PNG\r\n\x1a\n",
+            b"RIFF\0\0\0\0WEBP",
+            b"\0\0\0\x18ftypavif",
+            b"II*\0\x08\0\0\0",
+        )
+    ]
+    assert [blob[:16] for blob in blobs if sniff_c2pa(blob)] == []
+
+
+def test_a_resaved_signed_image_has_no_evidence(ai_png: bytes, ai_jpeg: bytes) -> None:
+    for signed, fmt in ((ai_png, "PNG"), (ai_jpeg, "JPEG")):
+        out = io.BytesIO()
+        Image.open(io.BytesIO(signed)).save(out, fmt)
+        assert sniff_c2pa(out.getvalue()) is None
+        assert read(out.getvalue(), fmt) == []
+
+
+def test_over_max_bytes_or_disabled_nothing_is_read(ai_png: bytes) -> None:
+    assert C2paReader(C2paSettings(max_bytes=len(ai_png) - 1)).read(ai_png, "image/png") == []
+    assert C2paReader(C2paSettings(enabled=False)).read(ai_png, "image/png") == []
+    assert len(C2paReader(C2paSettings(max_bytes=len(ai_png))).read(ai_png, "image/png")) == 1
+
+
+def test_read_c2pa_is_the_cached_reader(generator: Chain, ai_png: bytes) -> None:
+    settings = C2paSettings()
+    assert read_c2pa(ai_png, "image/png", settings, generator.root_pem) == read(ai_png, anchors=generator.root_pem)
+    assert read_c2pa(ai_png, "image/jpeg", settings, None)[0].trusted is False
+
+
+def test_the_mime_an_upload_claims_does_not_matter(ai_png: bytes) -> None:
+    assert C2paReader(C2paSettings()).read(ai_png, "image/jpeg") == read(ai_png)
+
+
+# --- trust anchors from settings ---
+
+
+def test_load_anchors(tmp_path: Path, generator: Chain) -> None:
+    assert load_anchors(C2paSettings()) is None
+    bundle = tmp_path / "anchors.pem"
+    bundle.write_text(generator.root_pem)
+    assert load_anchors(C2paSettings(trust_anchors_pem=str(bundle))) == generator.root_pem
+    bundle.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="not a readable PEM bundle"):
+        load_anchors(C2paSettings(trust_anchors_pem=str(bundle)))
+    with pytest.raises(ConfigError):
+        load_anchors(C2paSettings(trust_anchors_pem=str(tmp_path / "missing.pem")))
+
+
+# --- hostile bytes: a list back, never an exception ---
+
+
+def test_truncated_signed_files(ai_png: bytes, ai_jpeg: bytes) -> None:
+    reader = C2paReader(C2paSettings())
+    for signed, mime in ((ai_png, "image/png"), (ai_jpeg, "image/jpeg")):
+        cuts = sorted({*range(0, len(signed), max(1, len(signed) // 60)), *range(30, 400, 7), len(signed) - 1})
+        for cut in cuts:
+            assert isinstance(reader.read(signed[:cut], mime), list)
+
+
+def test_random_byte_flips_in_a_signed_file(ai_png: bytes, ai_jpeg: bytes) -> None:
+    rng = random.Random(14)
+    reader = C2paReader(C2paSettings())
+    for signed, mime in ((ai_png, "image/png"), (ai_jpeg, "image/jpeg")):
+        store = signed.find(b"jumb") - 4  # most mutations inside the manifest store, where the parsing is
+        for _ in range(150):
+            mutated = bytearray(signed)
+            for _ in range(rng.randrange(1, 5)):
+                at = (
+                    rng.randrange(store, min(len(signed), store + 4000))
+                    if rng.random() < 0.8
+                    else rng.randrange(len(signed))
+                )
+                mutated[at] = rng.randrange(256)
+            items = reader.read(bytes(mutated), mime)
+            assert isinstance(items, list)
+            assert all(item.kind == "c2pa" for item in items)
+
+
+def forged_store(rng: random.Random) -> bytes:
+    """A JUMBF header that passes the sniff, then garbage."""
+    body = (
+        b"jumd"
+        + b"c2pa\x00\x11\x00\x10\x80\x00\x00\xaa\x00\x38\x9b\x71"
+        + b"\x03c2pa\x00"
+        + rng.randbytes(rng.randrange(0, 3000))
+    )
+    return struct.pack(">I", rng.randrange(0, 1 << 32)) + b"jumb" + struct.pack(">I", 8 + 16 + 6) + body
+
+
+def test_garbage_behind_a_forged_header(ai_png: bytes) -> None:
+    rng = random.Random(3)
+    reader = C2paReader(C2paSettings())
+    png, jpeg = image("PNG"), image("JPEG")
+    with capture_logs() as logs:
+        for _ in range(100):
+            store = forged_store(rng)
+            forged_png = png[:33] + struct.pack(">I", len(store)) + b"caBX" + store + b"\0\0\0\0" + png[33:]
+            app11 = b"JP\x02\x11\x00\x00\x00\x01" + store[:60000]
+            forged_jpeg = jpeg[:2] + b"\xff\xeb" + struct.pack(">H", len(app11) + 2) + app11 + jpeg[2:]
+            for data, mime in ((forged_png, "image/png"), (forged_jpeg, "image/jpeg")):
+                assert sniff_c2pa(data) == mime
+                assert reader.read(data, mime) == []
+    assert logs and {entry["event"] for entry in logs} == {"c2pa manifest unreadable"}
+    assert all(entry["log_level"] == "warning" for entry in logs)
+
+
+# --- offline: nothing leaves the process ---
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[str, list[bytes]]]:
+    """A local HTTP-ish server that records what the native library would fetch."""
+    server = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                requests.append(conn.recv(200))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", requests
+    server.close()
+
+
+def test_reads_do_not_touch_python_sockets(
+    monkeypatch: pytest.MonkeyPatch, generator: Chain, editor: Chain, ai_png: bytes, ai_jpeg: bytes
+) -> None:
+    edited = sign(editor, ai_jpeg, "image/jpeg", edit=True)
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("a read tried to connect")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    reader = C2paReader(C2paSettings(), generator.root_pem)
+    assert [item.trusted for item in reader.read(ai_png, "image/png")] == [True]
+    assert [item.claim for item in reader.read(edited, "image/jpeg")] == ["ai_generated"]
+
+
+def test_no_remote_manifest_fetch(listener: tuple[str, list[bytes]], generator: Chain) -> None:
+    """The native library fetches a remote manifest by default (the control); the reader's context never does."""
+    url, requests = listener
+    remote_only = sign(generator, image("JPEG"), "image/jpeg", remote_url=f"{url}/manifest.c2pa")
+    assert sniff_c2pa(remote_only) is None  # nothing embedded: the reader itself never even calls the library
+    with pytest.raises(c2pa.C2paError):
+        c2pa.Reader("image/jpeg", io.BytesIO(remote_only), context=C2paReader(C2paSettings()).context)
+    time.sleep(0.2)
+    assert requests == []
+    with pytest.raises(c2pa.C2paError):
+        c2pa.Reader("image/jpeg", io.BytesIO(remote_only), context=c2pa.Context())
+    deadline = time.monotonic() + 5
+    while not requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert requests and requests[0].startswith(b"GET /manifest.c2pa")
+
+
+def test_no_ocsp_fetch(listener: tuple[str, list[bytes]]) -> None:
+    url, requests = listener
+    chain = make_chain("Revocable", ocsp_url=f"{url}/ocsp")
+    signed = sign(chain, image("PNG"), "image/png")
+    [item] = C2paReader(C2paSettings(), chain.root_pem).read(signed, "image/png")
+    assert (item.valid, item.trusted) == (True, True)
+    time.sleep(0.2)
+    assert requests == []
+
+
+def test_a_forked_child_rebuilds_the_context(ai_png: bytes) -> None:
+    """c2pa marks a context inherited across fork invalid; the reader makes a new one in the child."""
+    reader = C2paReader(C2paSettings())
+    assert len(reader.read(ai_png, "image/png")) == 1
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, str(len(reader.read(ai_png, "image/png"))).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 10) == b"1"
+    os.close(read_end)
