@@ -103,7 +103,12 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
 
 def marked_samples() -> dict[str, bytes]:
     """Event id -> an upload carrying a mark the evidence stage reads (one per kind the demo can make)."""
+    from zoomguard.evidence.demo_credentials import make_chain, sign
+    from zoomguard.samples import encode
+
+    signer = make_chain("zoomguard demo generator")  # a throw-away chain: valid signature, trusted by nobody
     return {
+        "mark-c2pa": sign(signer, encode(make_image(900, (480, 360)), "JPEG"), "image/jpeg"),
         "mark-xmp": with_xmp_source_type(make_image(901, (480, 360))),
         "mark-a1111": with_a1111_parameters(make_image(902, (480, 360))),
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
+from zoomguard.evidence.c2pa_reader import C2paReader, load_anchors
 from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.schemas.evidence import EvidenceItem
 
@@ -11,10 +13,21 @@ Reader = Callable[[bytes], list[EvidenceItem]]
 
 
 def build_reader(settings: EvidenceSettings) -> Reader | None:
-    """None when evidence is off; otherwise the enabled readers, run in turn, each never raising."""
+    """None when evidence is off; otherwise the enabled readers, run in turn (each sniffs first, never raises).
+
+    Bad trust anchors are a ConfigError here, at start-up, not a silent "untrusted" on every upload."""
     if not settings.enabled:
         return None
     readers: list[Reader] = []
+    if settings.c2pa.enabled:
+        c2pa = C2paReader(settings.c2pa, load_anchors(settings.c2pa))
+        lock = threading.Lock()  # one native context, reads come from many threads: no claim it is thread-safe
+
+        def read_c2pa(data: bytes) -> list[EvidenceItem]:
+            with lock:
+                return c2pa.read(data, "")
+
+        readers.append(read_c2pa)
 
     def read(data: bytes) -> list[EvidenceItem]:
         found: list[EvidenceItem] = []
