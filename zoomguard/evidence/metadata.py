@@ -1,0 +1,66 @@
+"""Metadata evidence of one upload: IPTC source type in XMP, and generator metadata; never raises on its bytes.
+
+Most uploads carry nothing, so `sniff` decides first: it walks only the chunk headers and looks for the few
+markers a reader needs (a `DigitalSourceType` property, a generator's text keyword, a UserComment encoding or
+generator name in EXIF). Searching the whole file for them instead costs a few ms per marker on a 12 MP JPEG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+import structlog
+
+from zoomguard.evidence import generators, xmp
+from zoomguard.evidence.containers import Blobs, Span, find_spans, read_blobs
+from zoomguard.evidence.metadata_settings import MetadataSettings
+from zoomguard.schemas.evidence import EvidenceItem
+
+log = structlog.get_logger("zoomguard.evidence")
+
+T = TypeVar("T")
+
+
+def sniff(data: bytes, settings: MetadataSettings) -> bool:
+    """Whether the readers could find anything: microseconds, no copy, no inflate."""
+    try:
+        return any(_worth_reading(data, span) for span in find_spans(data, settings.max_chunks))
+    except Exception as exc:  # a walker bug must not fail the message; the readers then get their chance
+        log.warning("metadata sniff failed", error=repr(exc)[:200])
+        return True
+
+
+def _worth_reading(data: bytes, span: Span) -> bool:
+    if span.kind == "text":
+        return span.key in generators.TEXT_KEYS
+    if span.chunk == b"zTXt" or (span.chunk == b"iTXt" and data[span.start] != 0):  # compressed: let it look
+        return True
+    markers = xmp.SNIFF_MARKERS if span.kind == "xmp" else generators.SNIFF_MARKERS
+    return any(data.find(marker, span.start, span.end) >= 0 for marker in markers)
+
+
+def read_metadata(data: bytes, settings: MetadataSettings) -> list[EvidenceItem]:
+    """The XMP and generator claims of the upload, deduplicated. Hostile bytes give a warning and what was found."""
+    if not settings.enabled:
+        return []
+    spans: list[Span] = _guarded("containers", partial(find_spans, data, settings.max_chunks), [])
+    if not any(_worth_reading(data, span) for span in spans):
+        return []
+    blobs = _guarded("containers", partial(read_blobs, data, spans, settings), Blobs())
+    if blobs.dropped:
+        log.warning("metadata over limits or malformed, skipped", blobs=blobs.dropped)
+    found: list[EvidenceItem] = []
+    for packet in blobs.xmp:
+        found.extend(_guarded("xmp", partial(xmp.read_xmp, packet), []))
+    found.extend(_guarded("generators", partial(generators.read_generators, blobs), []))
+    return list(dict.fromkeys(found))
+
+
+def _guarded(reader: str, read: Callable[[], T], default: T) -> T:
+    try:
+        return read()
+    except Exception as exc:  # hostile input must never fail the message: log it, keep what the others found
+        log.warning("metadata reader failed", reader=reader, error=repr(exc)[:200])
+        return default
