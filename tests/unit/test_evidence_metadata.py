@@ -23,7 +23,7 @@ from zoomguard.evidence import metadata as metadata_module
 from zoomguard.evidence.containers import find_spans, read_blobs
 from zoomguard.evidence.exif import decode_user_comment
 from zoomguard.evidence.metadata import read_metadata, sniff
-from zoomguard.evidence.metadata_settings import MetadataSettings
+from zoomguard.evidence.settings import MetadataSettings
 from zoomguard.schemas.evidence import EvidenceItem
 
 SETTINGS = MetadataSettings()
@@ -615,7 +615,7 @@ def test_the_metadata_readers_import_only_what_the_room_allows() -> None:
     """The evidence room's metadata modules use errors, schemas, media and themselves, nothing above."""
     allowed = ("zoomguard.errors", "zoomguard.schemas", "zoomguard.media", "zoomguard.evidence")
     room = Path(metadata_module.__file__).parent
-    for name in ("containers", "exif", "excerpts", "generators", "metadata", "metadata_settings", "xmp"):
+    for name in ("containers", "exif", "excerpts", "generators", "metadata", "settings", "xmp"):
         tree = ast.parse((room / f"{name}.py").read_text())
         modules = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]

@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
-from zoomguard.evidence.metadata_settings import MetadataSettings
+from zoomguard.evidence.settings import MetadataSettings
 
 BlobKind = Literal["xmp", "exif", "text"]
 

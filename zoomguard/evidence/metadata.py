@@ -15,7 +15,7 @@ import structlog
 
 from zoomguard.evidence import generators, xmp
 from zoomguard.evidence.containers import Blobs, Span, find_spans, read_blobs
-from zoomguard.evidence.metadata_settings import MetadataSettings
+from zoomguard.evidence.settings import MetadataSettings
 from zoomguard.schemas.evidence import EvidenceItem
 
 log = structlog.get_logger("zoomguard.evidence")

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 from zoomguard.evidence.c2pa_reader import C2paReader, load_anchors
+from zoomguard.evidence.metadata import read_metadata
 from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.schemas.evidence import EvidenceItem
 
@@ -28,6 +29,9 @@ def build_reader(settings: EvidenceSettings) -> Reader | None:
                 return c2pa.read(data, "")
 
         readers.append(read_c2pa)
+    if settings.metadata.enabled:
+        metadata = settings.metadata
+        readers.append(lambda data: read_metadata(data, metadata))
 
     def read(data: bytes) -> list[EvidenceItem]:
         found: list[EvidenceItem] = []
