@@ -44,7 +44,7 @@ def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_m
         assert {"sha256", "width", "height"} <= set(line["image"]) and line["model"]["version"].startswith("sha256:")
         assert set(line["first_pass"]) == {"verdict", "explanation", "p_ai"}
         assert {"evidence_ms", "decode_ms", "locate_ms", "crop_ms", "examine_ms", "total_ms"} == set(line["timings_ms"])
-            assert line["decision_source"] == "model" and line["evidence"] == []  # generated samples carry no marks
+        assert line["decision_source"] == "model" and line["evidence"] == []  # generated samples carry no marks
     assert "detect" in result.stderr  # the progress bar
     annotated = sorted(out.glob("*.png"))
     assert len(annotated) == 5
