@@ -62,8 +62,9 @@ def test_detect_table_output_and_exit_zero(tmp_path: Path, tiny_model: Path) -> 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     header, *rows = result.stdout.splitlines()
-    assert header.split()[:4] == ["input", "decision", "p_ai", "regions"]
+    assert header.split()[:5] == ["input", "decision", "by", "p_ai", "regions"]
     assert [row.split()[0] for row in rows] == [p.name for p in images]
+    assert [row.split()[2] for row in rows] == ["model", "model"]  # unmarked samples: the model decided
 
 
 def test_bad_settings_exit_2_with_a_message(tmp_path: Path) -> None:
