@@ -63,7 +63,7 @@ class WorkerMetrics:
         meter.create_observable_gauge(
             "zoomguard.engine.queue_depth", [self._observe(lambda: state.engine_queue_depth())]
         )
-        meter.create_observable_gauge("zoomguard.worker.lag", [self._observe_lag])
+        meter.create_observable_gauge("zoomguard.consumer.lag", [self._observe_lag])
 
     @staticmethod
     def _observe(read: Callable[[], int]) -> Callable[[CallbackOptions], Iterable[Observation]]:
