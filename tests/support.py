@@ -128,3 +128,18 @@ def make_lora_adapter(model_dir: Path, out: Path, *, seed: int, rank: int = 8) -
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     peft_model.save_pretrained(str(out))
     return out
+
+
+class RecordingEngine:
+    """Passes requests to an engine and keeps them: which queries ran, and what they asked (replays)."""
+
+    def __init__(self, engine: Any):
+        self._engine = engine
+        self.requests: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def generate(self, request: Any) -> Any:
+        self.requests.append(request)
+        return await self._engine.generate(request)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import LoopThread
+from tests.support import LoopThread, RecordingEngine
 from zoomguard.detector.confidence import p_ai_from_logprobs
-from zoomguard.detector.engines.base import Generation, GenerationRequest, TokenLogprob
+from zoomguard.detector.engines.base import GenerationRequest, TokenLogprob
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.samples import make_samples
 from zoomguard.schemas.detection import Detection
@@ -99,21 +99,6 @@ def test_crops_reach_the_engine(loop: LoopThread, tiny_model, inprocess_engine) 
         assert detection.usage.examine_prompt_tokens > detection.usage.locate_prompt_tokens + 16 * detection.crops
 
 
-class _Recording:
-    """Passes requests to the engine and keeps them, so they can be replayed."""
-
-    def __init__(self, engine: Any):
-        self._engine = engine
-        self.requests: list[GenerationRequest] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        self.requests.append(request)
-        return await self._engine.generate(request)
-
-
 def _vllm_detokenized(loop: LoopThread, engine: Any, request: GenerationRequest) -> tuple[str, float | None]:
     """The answer and P(ai) with vLLM decoding every token and alternative itself (the slow way).
 
@@ -151,7 +136,7 @@ def test_answers_decoded_once_match_vllm_detokenizing(
     from tests.support import tiny_settings
     from zoomguard.detector.factory import build_detector
 
-    recording = _Recording(inprocess_engine)
+    recording = RecordingEngine(inprocess_engine)
     settings = tiny_settings(str(tiny_model), detector={"min_regions": 1})
     detector = build_detector(settings.engine, settings.detector, recording)
     samples = make_samples(3, seed=900, size=(320, 240))

@@ -4,29 +4,13 @@ bytes without a model call; unmarked ones still go to the model; Label Studio ta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
-from tests.support import LoopThread, tiny_settings
+from tests.support import LoopThread, RecordingEngine, tiny_settings
 from zoomguard.commands.demo import marked_samples
-from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest
+from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.samples import make_samples
-
-
-class Recording:
-    """The shared engine, with every request it is sent remembered."""
-
-    def __init__(self, engine: Engine):
-        self._engine = engine
-        self.requests: list[GenerationRequest] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        self.requests.append(request)
-        return await self._engine.generate(request)
 
 
 def test_marked_uploads_skip_the_model(
@@ -39,7 +23,7 @@ def test_marked_uploads_skip_the_model(
     records = [(k.encode(), image_event(k, inline(data))) for k, data in marked.items()]
     records += [(f"plain-{i}".encode(), image_event(f"plain-{i}", inline(s.data))) for i, s in enumerate(plain)]
     produce(broker.bootstrap, kafka["topics"]["input"], records)
-    engine = Recording(inprocess_engine)
+    engine = RecordingEngine(inprocess_engine)
     run_until_handled(loop, settings, engine, len(records))  # type: ignore[arg-type]
 
     verdicts = {v["event_id"]: v for v in read_json(broker.bootstrap, kafka["topics"]["verdicts"])}

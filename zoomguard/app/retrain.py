@@ -15,10 +15,13 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from zoomguard.app.config import Settings
 from zoomguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoomguard.dataset.collect import CollectReport, Progress
 
 Outcome = Literal["promoted", "refused", "dry_run", "skipped"]
 REPORT_FILE = "retrain.json"
@@ -91,20 +94,8 @@ def _run(
     from zoomguard.dataset.records import read_manifest
 
     if not skip_collect:
-        from zoomguard.dataset.collect import collect
-
         _say(f"[1/4] collect: review decisions -> {dataset}")
-        collected = asyncio.run(
-            collect(
-                dataset,
-                kafka=settings.kafka,
-                decisions_topic=settings.topics.review_decisions,
-                review_topic=settings.topics.review,
-                review=settings.review,
-                fetch=settings.fetch,
-                limits=settings.detector.limits,
-            )
-        )
+        collected = asyncio.run(collect_dataset(settings, dataset))
         report.steps["collect"] = collected.summary()
     if settings.retrain.annotate:
         from zoomguard.dataset.teacher_labels import annotate_with_teacher
@@ -189,3 +180,19 @@ def _release_training_memory() -> None:
 
 def _say(message: str) -> None:
     print(f"zoomguard retrain: {message}", file=sys.stderr, flush=True)
+
+
+async def collect_dataset(settings: Settings, out: Path, progress: Progress | None = None) -> CollectReport:
+    """`collect` wired from the root settings: what `zoomguard collect` and the retrain cycle both run."""
+    from zoomguard.dataset.collect import collect
+
+    return await collect(
+        out,
+        kafka=settings.kafka,
+        decisions_topic=settings.topics.review_decisions,
+        review_topic=settings.topics.review,
+        review=settings.review,
+        fetch=settings.fetch,
+        limits=settings.detector.limits,
+        progress=progress,
+    )

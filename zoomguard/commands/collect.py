@@ -24,23 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_collect(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zoomguard.dataset.collect import collect
+    from zoomguard.app.retrain import collect_dataset
 
     settings = settings_from(args)
     out = args.out or Path(settings.review.dataset_dir)
     with _Bars(disabled=args.no_progress) as bars:
-        report = asyncio.run(
-            collect(
-                out,
-                kafka=settings.kafka,
-                decisions_topic=settings.topics.review_decisions,
-                review_topic=settings.topics.review,
-                review=settings.review,
-                fetch=settings.fetch,
-                limits=settings.detector.limits,
-                progress=bars.update,
-            )
-        )
+        report = asyncio.run(collect_dataset(settings, out, progress=bars.update))
     for skipped in report.skipped_events[:MAX_PRINTED_SKIPS]:
         print(f"skipped {skipped['event_id']}: {skipped['reason']} ({skipped['detail']})", file=sys.stderr)
     if len(report.skipped_events) > MAX_PRINTED_SKIPS:
