@@ -37,7 +37,8 @@ from zoomguard.worker.settings import WorkerSettings
 
 log = structlog.get_logger("zoomguard.processor")
 
-# Trace context travels from the input record to every output (W3C headers).
+# W3C headers carried from the input record to every output; with a tracer the worker replaces traceparent and
+# tracestate by its publish span's context (worker/loop.py), so only baggage arrives unchanged.
 PROPAGATED_HEADERS = ("traceparent", "tracestate", "baggage")
 DEAD_LETTER_HEADROOM = 64 * 1024  # record framing, key and headers on top of the JSON value
 
