@@ -126,7 +126,7 @@ def _is_text_field(path: list[str]) -> bool:
         hints = _field_types(current)
         if part not in hints:
             return False
-        current = _without_none(hints[part])
+        current = without_none(hints[part])
     if get_origin(current) is Literal:
         return all(isinstance(choice, str) for choice in get_args(current))
     return isinstance(current, type) and issubclass(current, _TEXT_TYPES)
@@ -140,7 +140,8 @@ def _field_types(model: Any) -> dict[str, Any]:
     return {}
 
 
-def _without_none(annotation: Any) -> Any:
+def without_none(annotation: Any) -> Any:
+    """`X | None` -> X (any other annotation unchanged): what a setting holds when it is set."""
     if get_origin(annotation) in (Union, UnionType):
         rest = [arg for arg in get_args(annotation) if arg is not type(None)]
         return rest[0] if len(rest) == 1 else annotation

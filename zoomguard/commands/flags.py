@@ -12,13 +12,12 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from zoomguard.app.config import Settings, load_settings
+from zoomguard.app.config import Settings, load_settings, without_none
 
 # Namespace keys carrying a flag's target (its parser's defaults): `settings_overrides` finds them there.
 _TARGET = "settings-flag:"
@@ -53,7 +52,7 @@ def setting_field(path: str) -> FieldInfo:
     *sections, name = path.split(".")
     for section in sections:
         inner = model.model_fields.get(section)
-        kind = _without_none(inner.annotation) if inner is not None else None
+        kind = without_none(inner.annotation) if inner is not None else None
         if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
             raise ValueError(f"no settings section {section!r} in {path!r}")
         model = kind
@@ -93,7 +92,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _value_options(annotation: Any, path: str) -> dict[str, Any]:
-    kind = _without_none(annotation)
+    kind = without_none(annotation)
     if get_origin(kind) is list:
         return {**_value_options(get_args(kind)[0], path), "action": "append"}
     if kind is bool:
@@ -107,15 +106,8 @@ def _value_options(annotation: Any, path: str) -> dict[str, Any]:
     raise TypeError(f"{path}: no command-line form for settings of type {kind!r}")
 
 
-def _without_none(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, UnionType):
-        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
-    return annotation
-
-
 def _help(info: FieldInfo, path: str, also: tuple[tuple[str, Any], ...]) -> str:
-    repeat = "; repeatable" if get_origin(_without_none(info.annotation)) is list else ""
+    repeat = "; repeatable" if get_origin(without_none(info.annotation)) is list else ""
     sets = ", ".join([path, *(f"{key}={value}" for key, value in also)])
     text = f"{info.description or ''}{repeat} [{sets}]".lstrip()
     return text.replace("%", "%%")  # argparse formats help with %
