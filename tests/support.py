@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import random
 import socket
 import threading
 from collections.abc import Coroutine
@@ -143,3 +145,14 @@ class RecordingEngine:
     async def generate(self, request: Any) -> Any:
         self.requests.append(request)
         return await self._engine.generate(request)
+
+
+def overconfident_scores(n: int, true_temperature: float, seed: int) -> tuple[list[float], list[bool]]:
+    """Raw p = sigmoid(T * z), labels drawn from sigmoid(z): raw p is overconfident by T, so a fit should find T."""
+    rng = random.Random(seed)
+    raw, labels = [], []
+    for _ in range(n):
+        z = rng.gauss(0.0, 1.5)
+        raw.append(1.0 / (1.0 + math.exp(-true_temperature * z)))
+        labels.append(rng.random() < 1.0 / (1.0 + math.exp(-z)))
+    return raw, labels

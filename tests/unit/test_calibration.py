@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import math
-import random
 
 import pytest
 
+from tests.support import overconfident_scores
 from zoomguard.detector.calibration import calibrate
 from zoomguard.evaluation.calibration_fit import fit_calibration, fit_isotonic, fit_temperature, log_loss
 from zoomguard.schemas.review import Calibration
 
 
-def _synthetic(n: int, true_temperature: float, seed: int) -> tuple[list[float], list[bool]]:
-    """Raw p = sigmoid(T * z), labels drawn from sigmoid(z): raw p is overconfident by T, so the fit should find T."""
-    rng = random.Random(seed)
-    raw, labels = [], []
-    for _ in range(n):
-        z = rng.gauss(0.0, 1.5)
-        raw.append(1.0 / (1.0 + math.exp(-true_temperature * z)))
-        labels.append(rng.random() < 1.0 / (1.0 + math.exp(-z)))
-    return raw, labels
-
-
 @pytest.mark.parametrize("true_temperature", [0.5, 2.0, 3.0])
 def test_temperature_recovers_a_known_temperature(true_temperature: float) -> None:
-    raw, labels = _synthetic(4000, true_temperature, seed=11)
+    raw, labels = overconfident_scores(4000, true_temperature, seed=11)
     fitted = fit_temperature(raw, labels)
     assert fitted == pytest.approx(true_temperature, rel=0.12)
 
@@ -37,7 +25,7 @@ def test_isotonic_is_monotone_and_pools_violators() -> None:
     xs, ys = fit_isotonic([0.1, 0.2, 0.3, 0.8, 0.9], [True, False, False, True, True])
     assert ys == pytest.approx([1 / 3, 1.0, 1.0])
     assert xs == pytest.approx([0.2, 0.8, 0.9])
-    raw, labels = _synthetic(500, 2.5, seed=3)
+    raw, labels = overconfident_scores(500, 2.5, seed=3)
     xs, ys = fit_isotonic(raw, labels)
     assert all(b > a for a, b in itertools.pairwise(xs))
     assert all(b >= a for a, b in itertools.pairwise(ys))
@@ -66,7 +54,7 @@ def test_identity_when_it_cannot_learn(p_ai: list[float], labels: list[bool], wh
 
 
 def test_auto_picks_a_method_by_cross_fitted_log_loss_and_it_helps() -> None:
-    raw, labels = _synthetic(1500, 3.0, seed=5)  # badly overconfident
+    raw, labels = overconfident_scores(1500, 3.0, seed=5)  # badly overconfident
     fit = fit_calibration(raw, labels, min_samples=50, folds=5)
     assert fit.calibration.method in ("temperature", "isotonic")
     assert set(fit.heldout) == {"identity", "temperature", "isotonic"}
@@ -75,13 +63,13 @@ def test_auto_picks_a_method_by_cross_fitted_log_loss_and_it_helps() -> None:
     assert chosen["nll"] < fit.heldout["identity"]["nll"]  # type: ignore[operator]
     assert chosen["ece"] < fit.heldout["identity"]["ece"]  # type: ignore[operator]
     # scored on fresh data, the calibrated probabilities are better than the raw ones
-    fresh_raw, fresh_labels = _synthetic(1500, 3.0, seed=6)
+    fresh_raw, fresh_labels = overconfident_scores(1500, 3.0, seed=6)
     calibrated = [calibrate(p, fit.calibration) or 0.0 for p in fresh_raw]
     assert log_loss(calibrated, fresh_labels) < log_loss(fresh_raw, fresh_labels)  # type: ignore[operator]
 
 
 def test_well_calibrated_scores_stay_near_identity() -> None:
-    raw, labels = _synthetic(3000, 1.0, seed=8)
+    raw, labels = overconfident_scores(3000, 1.0, seed=8)
     fit = fit_calibration(raw, labels, method="temperature")
     assert fit.calibration.method == "temperature" and fit.reason == "as configured"
     assert fit.calibration.temperature == pytest.approx(1.0, abs=0.1)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tests.support import overconfident_scores
 from zoomguard.evaluation import scores as metrics
 from zoomguard.evaluation.calibration_fit import fit_calibration, fit_isotonic, fit_temperature, log_loss
 from zoomguard.evaluation.charts import CONFUSION_SIZE, RELIABILITY_SIZE, confusion_matrix, reliability_diagram
@@ -30,17 +31,6 @@ TEMPERATURE_TOLERANCE = 1e-6 + 1e-12  # T is rounded to 6 decimals: a last-digit
 
 AI, REAL = "ai_generated", "real"
 T, F = True, False
-
-
-def synthetic(n: int, true_temperature: float, seed: int) -> tuple[list[float], list[bool]]:
-    """Raw p = sigmoid(T * z) with labels drawn from sigmoid(z): overconfident by T (as in test_calibration)."""
-    rng = random.Random(seed)
-    raw, labels = [], []
-    for _ in range(n):
-        z = rng.gauss(0.0, 1.5)
-        raw.append(1.0 / (1.0 + math.exp(-true_temperature * z)))
-        labels.append(rng.random() < 1.0 / (1.0 + math.exp(-z)))
-    return raw, labels
 
 
 def rounded(n: int, seed: int, digits: int = 1) -> tuple[list[float], list[bool]]:
@@ -58,7 +48,7 @@ AUROC_INPUTS = {
     "one_positive_tied": ([0.4, 0.4, 0.2, 0.9, 0.95], [T, F, F, F, F]),
     "zeros_and_ones": ([0.0, 1.0, 1.0, 0.0, 0.0, 1.0], [F, T, F, F, T, T]),
     "rounded_ties_60": rounded(60, seed=1),
-    "synthetic_500": synthetic(500, 2.0, seed=2),
+    "synthetic_500": overconfident_scores(500, 2.0, seed=2),
     "one_class_positive": ([0.3, 0.7], [T, T]),
     "one_class_negative": ([0.3, 0.7], [F, F]),
     "single": ([0.5], [T]),
@@ -94,8 +84,8 @@ BIN_INPUTS = {
     "thirds": ([1 / 3, 2 / 3, 0.5, 0.34, 0.0], [T, F, T, F, F], 3),
     "zeros_and_ones": ([0.0, 0.0, 1.0, 1.0], [F, T, T, T], 10),
     "all_uncertain_half": ([0.5] * 6, [T, F, T, F, F, F], 10),
-    "many_bins_1000": (*synthetic(40, 1.5, seed=4), 1000),
-    "synthetic_15": (*synthetic(400, 2.0, seed=5), 15),
+    "many_bins_1000": (*overconfident_scores(40, 1.5, seed=4), 1000),
+    "synthetic_15": (*overconfident_scores(400, 2.0, seed=5), 15),
     "empty": ([], [], 10),
 }
 
@@ -144,13 +134,13 @@ ISOTONIC_INPUTS = {
     "equal_adjacent_blocks": ([0.05, 0.1, 0.2, 0.3, 0.4, 0.5], [F, T, F, T, F, T]),
     "float_ties": ([0.1, 0.1, 0.1, 0.1, 0.7], [F, F, F, T, T]),
     "rounded_ties_80": rounded(80, seed=6, digits=2),
-    "synthetic_120": synthetic(120, 2.5, seed=7),
+    "synthetic_120": overconfident_scores(120, 2.5, seed=7),
 }
 
 TEMPERATURE_INPUTS = {
-    "overconfident_300": synthetic(300, 2.5, seed=8),
-    "underconfident_300": synthetic(300, 0.5, seed=9),
-    "calibrated_300": synthetic(300, 1.0, seed=10),
+    "overconfident_300": overconfident_scores(300, 2.5, seed=8),
+    "underconfident_300": overconfident_scores(300, 0.5, seed=9),
+    "calibrated_300": overconfident_scores(300, 1.0, seed=10),
     "with_zeros_and_ones": ([0.0, 1.0, 0.9, 0.2, 0.7, 0.4, 1.0, 0.0], [F, T, T, F, F, T, F, T]),
     "separated": ([0.6, 0.7, 0.3, 0.4], [T, T, F, F]),
     "wrong_everywhere": ([0.9, 0.8, 0.1, 0.2], [F, F, T, T]),
@@ -161,14 +151,14 @@ LOG_LOSS_INPUTS = {
     "mixed": ([0.9, 0.2, 0.6, 0.5], [T, F, F, T]),
     "zeros_and_ones_clipped": ([0.0, 1.0, 0.0, 1.0], [F, T, T, F]),
     "single": ([0.3], [T]),
-    "synthetic_200": synthetic(200, 2.0, seed=11),
+    "synthetic_200": overconfident_scores(200, 2.0, seed=11),
     "empty": ([], []),
 }
 
 FIT_INPUTS = {
-    "overconfident_auto": (*synthetic(400, 3.0, seed=12), "auto"),
-    "isotonic_forced": (*synthetic(300, 2.0, seed=13), "isotonic"),
-    "temperature_forced": (*synthetic(300, 0.6, seed=14), "temperature"),
+    "overconfident_auto": (*overconfident_scores(400, 3.0, seed=12), "auto"),
+    "isotonic_forced": (*overconfident_scores(300, 2.0, seed=13), "isotonic"),
+    "temperature_forced": (*overconfident_scores(300, 0.6, seed=14), "temperature"),
     "rounded_auto": (*rounded(200, seed=15, digits=1), "auto"),
 }
 
