@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 
 import pytest
+from PIL import Image
 
 from zoomguard.detector.engines.base import GenerationRequest
 from zoomguard.detector.engines.scripted import ScriptedEngine
@@ -40,9 +41,26 @@ def _real(request: GenerationRequest) -> tuple[str, float]:
     return '{"explanation": "looks like a photo", "verdict": "real"}', 0.05
 
 
+WATERMARK = EvidenceItem(
+    kind="watermark", claim="ai_generated", valid=True, source="Stable Diffusion XL invisible watermark",
+    detail="48 of 48 bits match",
+)  # fmt: skip
+
+
+def _unsure(request: GenerationRequest) -> tuple[str, float]:
+    """P(ai) 0.85: ai_generated at the default threshold 0.8, uncertain once the odds are divided by e."""
+    if len(request.turns) == 1:
+        return (
+            '{"explanation": "odd", "regions": [{"box": [10, 10, 60, 60], "finding": "smear"}], "verdict": "ai_generated"}',
+            0.85,
+        )
+    return '{"explanation": "odd hands", "verdict": "ai_generated"}', 0.85
+
+
 def _run(items: list[EvidenceItem], settings: EvidenceSettings | None = None, data: bytes = IMAGE,
-         limits: ImageLimits | None = None) -> tuple[Detection, ScriptedEngine, list[bytes]]:  # fmt: skip
-    engine = ScriptedEngine(_real)
+         limits: ImageLimits | None = None, pixels: list[EvidenceItem] | None = None,
+         script: object = _real) -> tuple[Detection, ScriptedEngine, list[bytes]]:  # fmt: skip
+    engine = ScriptedEngine(script)  # type: ignore[arg-type]
     detector = ZoomInDetector(
         engine, DetectorSettings(), FAMILIES["qwen2_5_vl"], ModelInfo(name="m", version="v1", family="qwen2_5_vl")
     )
@@ -52,7 +70,14 @@ def _run(items: list[EvidenceItem], settings: EvidenceSettings | None = None, da
         seen.append(raw)
         return items
 
-    cascade = Cascade(detector, read, settings or EvidenceSettings(), limits or ImageLimits())
+    def read_pixels(image: Image.Image) -> list[EvidenceItem]:
+        seen.append(b"pixels:%dx%d" % image.size)
+        return pixels or []
+
+    cascade = Cascade(
+        detector, read, settings or EvidenceSettings(), limits or ImageLimits(),
+        read_pixels=read_pixels if pixels is not None else None,
+    )  # fmt: skip
     return asyncio.run(cascade.detect_bytes(data, request_id="r")), engine, seen
 
 
@@ -101,3 +126,68 @@ def test_disabled_evidence_reads_nothing() -> None:
 def test_an_upload_the_decoder_would_refuse_is_refused_even_with_evidence() -> None:
     with pytest.raises(ImageTooLargeError):
         _run([SIGNED_AI], limits=ImageLimits(max_pixels=100, max_decoded_pixels=100))
+
+
+# --- the pixel stage: read on the one decode the model would use, before the model ---
+
+
+def test_a_watermark_in_the_pixels_decides_without_the_model() -> None:
+    detection, engine, seen = _run([], pixels=[WATERMARK])
+    assert seen == [IMAGE, b"pixels:200x150"] and engine.requests == []
+    assert detection.decision == "ai_generated" and detection.decision_source == "evidence"
+    assert detection.evidence == [WATERMARK] and "Stable Diffusion XL" in detection.explanation
+    assert detection.image.sha256 == hashlib.sha256(IMAGE).hexdigest() and detection.image.width == 200
+    timings = detection.timings_ms
+    assert timings.decode_ms > 0 and timings.evidence_ms > 0 and timings.total_ms >= timings.decode_ms
+
+
+def test_no_watermark_lets_the_model_decide_with_the_byte_evidence_kept() -> None:
+    detection, engine, seen = _run([TAMPERED], pixels=[])
+    assert seen == [IMAGE, b"pixels:200x150"] and len(engine.requests) == 2
+    assert detection.decision_source == "model" and detection.evidence == [TAMPERED]
+
+
+def test_the_pixels_are_not_read_when_the_bytes_decided() -> None:
+    detection, engine, seen = _run([INFOTEXT], pixels=[WATERMARK])
+    assert seen == [IMAGE] and engine.requests == [] and detection.evidence == [INFOTEXT]
+
+
+def test_a_watermark_with_run_model_anyway_keeps_both() -> None:
+    detection, engine, _ = _run([], EvidenceSettings(run_model_anyway=True), pixels=[WATERMARK])
+    assert len(engine.requests) == 2 and detection.decision_source == "evidence"
+    assert detection.regions and detection.evidence == [WATERMARK]
+    assert detection.explanation.count("The upload declares itself AI-generated") == 1
+
+
+# --- a trusted camera lowers the prior; it never decides `real` on its own ---
+
+
+def test_a_trusted_capture_lowers_the_prior_and_the_model_still_decides() -> None:
+    plain, _, _ = _run([], script=_unsure)
+    assert plain.decision == "ai_generated" and plain.p_ai == pytest.approx(0.85, abs=1e-3)
+    camera, engine, _ = _run([CAMERA], script=_unsure)
+    assert len(engine.requests) == 2 and camera.decision_source == "model"
+    assert camera.p_ai == pytest.approx(0.85 / (0.85 + 0.15 * 2.718281828), abs=1e-3)  # odds / e
+    assert camera.decision == "uncertain" and camera.reason == "low_confidence"
+    assert camera.p_ai_raw == plain.p_ai_raw  # calibrations are fitted on the raw number, untouched
+    assert "trusted capture signature (Leica)" in camera.explanation
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [CAMERA.model_copy(update={"trusted": False})],
+        [CAMERA.model_copy(update={"valid": False})],
+        [CAMERA, TAMPERED],  # an AI claim anywhere, even an invalid one, keeps the prior
+        [CAMERA.model_copy(update={"kind": "xmp", "trusted": False})],
+    ],
+    ids=["untrusted", "invalid", "ai-ingredient", "xmp-capture"],
+)
+def test_only_a_trusted_clean_capture_moves_the_prior(items: list[EvidenceItem]) -> None:
+    detection, _, _ = _run(items, script=_unsure)
+    assert detection.decision == "ai_generated" and detection.p_ai == pytest.approx(0.85, abs=1e-3)
+
+
+def test_the_capture_prior_can_be_switched_off() -> None:
+    detection, _, _ = _run([CAMERA], EvidenceSettings(trusted_capture_log_odds=0.0), script=_unsure)
+    assert detection.decision == "ai_generated" and "capture" not in detection.explanation

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs
+from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs, shift_log_odds
 from zoomguard.detector.engines.base import TokenLogprob
 
 
@@ -94,3 +94,20 @@ def test_thresholds(p_ai: float | None, decision: str) -> None:
 def test_invalid_thresholds(ai_at: float, real_at: float) -> None:
     with pytest.raises(ValueError, match="thresholds"):
         Thresholds(ai_at=ai_at, real_at=real_at)
+
+
+@pytest.mark.parametrize(
+    ("p", "shift", "expected"),
+    [
+        (0.5, -1.0, 1 / (1 + math.e)),
+        (0.85, 0.0, 0.85),
+        (0.85, -1.0, 0.85 / (0.85 + 0.15 * math.e)),
+        (0.0, -1.0, 0.0),
+        (1.0, -1.0, 1.0),  # certainty stays certain
+        (1e-300, -800.0, 0.0),  # no overflow far out in the tails
+        (None, -1.0, None),
+    ],
+)
+def test_a_prior_moves_the_log_odds(p: float | None, shift: float, expected: float | None) -> None:
+    got = shift_log_odds(p, shift)
+    assert got == (None if expected is None else pytest.approx(expected, rel=1e-9, abs=1e-12))

@@ -95,3 +95,11 @@ def _label_of(token_text: str, fixed_prefix: str) -> str | None:
         if label.startswith(rest) or rest.startswith(label):
             return label
     return None
+
+
+def shift_log_odds(p: float | None, shift: float) -> float | None:
+    """P(ai) with its log-odds moved by `shift` (a prior from evidence: < 0 makes AI less likely); 0 and 1 stay."""
+    if p is None or shift == 0.0 or p in (0.0, 1.0):
+        return p
+    odds = math.log(p / (1.0 - p)) + shift
+    return 1.0 / (1.0 + math.exp(-odds)) if odds >= 0 else math.exp(odds) / (1.0 + math.exp(odds))

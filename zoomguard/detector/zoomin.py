@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from opentelemetry import trace
 from PIL import Image
 
 from zoomguard.detector.calibration import calibrate
-from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs
+from zoomguard.detector.confidence import Thresholds, p_ai_from_logprobs, shift_log_odds
 from zoomguard.detector.crops import CropPlan, cut_crops, plan_crops
 from zoomguard.detector.engines.base import Engine, Generation, GenerationRequest, Turn
 from zoomguard.detector.families import ModelFamily
@@ -47,6 +47,10 @@ from zoomguard.schemas.detection import (
 from zoomguard.schemas.review import Calibration
 
 _PARSE_REGION_CAP = 64
+
+# What runs on the decoded pixels before the model (the cascade's pixel stages: watermarks, known content):
+# a Detection ends the detection there, None lets the model run.
+BeforeModel = Callable[[DecodedImage], Awaitable["Detection | None"]]
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,19 @@ class ZoomInDetector:
         """Shared with whoever else decodes uploads in this process (review thumbnails)."""
         return self._pixels
 
-    async def detect_bytes(self, data: bytes, *, request_id: str) -> Detection:
+    async def detect_bytes(
+        self,
+        data: bytes,
+        *,
+        request_id: str,
+        before_model: BeforeModel | None = None,
+        prior_log_odds: float = 0.0,
+    ) -> Detection:
         """Decode (off the event loop: large images take tens of ms) within the pixel budget, and detect.
 
-        The original is held only until its crops are cut: from then on the lease is returned."""
+        The original is held only until its crops are cut: from then on the lease is returned.
+        `before_model` sees the decoded pixels first and may decide instead of the model; `prior_log_odds`
+        shifts the calibrated P(ai) before the thresholds (evidence that makes AI less likely: < 0)."""
         started = time.perf_counter()
         with self._tracer.start_as_current_span("decode") as span:
             header = await asyncio.to_thread(probe_image, data, self._settings.limits)
@@ -168,21 +181,38 @@ class ZoomInDetector:
                 raise
             span.set_attributes({"image.width": header.width, "image.height": header.height})
         try:
-            return await self._detect(original, request_id, started, lease.release)
+            return await self._detect(original, request_id, started, lease.release, before_model, prior_log_odds)
         finally:
             lease.release()
 
-    async def detect_image(self, decoded: DecodedImage, *, request_id: str, started: float | None = None) -> Detection:
+    async def detect_image(
+        self,
+        decoded: DecodedImage,
+        *,
+        request_id: str,
+        started: float | None = None,
+        before_model: BeforeModel | None = None,
+        prior_log_odds: float = 0.0,
+    ) -> Detection:
         """Detect on an image decoded by the caller (benchmarks, evaluation): outside the pixel budget."""
         started = time.perf_counter() if started is None else started
-        return await self._detect(_Original(decoded), request_id, started, lambda: None)
+        return await self._detect(_Original(decoded), request_id, started, lambda: None, before_model, prior_log_odds)
 
     async def _detect(
-        self, original: _Original, request_id: str, started: float, release: Callable[[], None]
+        self,
+        original: _Original,
+        request_id: str,
+        started: float,
+        release: Callable[[], None],
+        before_model: BeforeModel | None,
+        prior_log_odds: float,
     ) -> Detection:
         serving = self._serving  # read once: every request and the stamp of this detection agree
         decode_ms = _ms_since(started)
         decoded = original.take()
+        if before_model is not None and (early := await before_model(decoded)) is not None:
+            timings = early.timings_ms.model_copy(update={"decode_ms": decode_ms, "total_ms": _ms_since(started)})
+            return early.model_copy(update={"timings_ms": timings})
         image_info = ImageInfo(sha256=decoded.sha256, width=decoded.width, height=decoded.height, format=decoded.format)
         size = (decoded.width, decoded.height)
         model_size = self._family.model_size(*size, self._settings.min_pixels, self._settings.max_pixels)
@@ -222,7 +252,7 @@ class ZoomInDetector:
                 span.set_attribute("zoomguard.cached_prompt_tokens", examined.generation.cached_prompt_tokens or 0)
         examine_ms = _ms_since(mark) if examined else 0.0
 
-        decided = self._decide(located, examined, serving.calibration)
+        decided = self._decide(located, examined, serving.calibration, prior_log_odds)
         return Detection(
             decision=decided.decision,
             p_ai=_rounded(decided.p_ai),
@@ -336,19 +366,23 @@ class ZoomInDetector:
             for crop in crops
         ]
 
-    def _decide(self, located: _Located, examined: _Examined | None, calibration: Calibration | None) -> _Decided:
+    def _decide(
+        self, located: _Located, examined: _Examined | None, calibration: Calibration | None, prior_log_odds: float
+    ) -> _Decided:
         """The final answer wins when Query 2 ran; otherwise Query 1's verdict stands. The thresholds
-        apply to the calibrated P(ai)."""
+        apply to the calibrated P(ai), shifted by the prior."""
         if examined is None:
             if not located.parsed.ok:
                 return _Decided("uncertain", None, None, "unparseable_locate", located.parsed.explanation)
-            return self._by_confidence(located.p_ai, calibration, located.parsed.explanation)
+            return self._by_confidence(located.p_ai, calibration, prior_log_odds, located.parsed.explanation)
         if not examined.parsed.ok:
             return _Decided("uncertain", None, None, "unparseable_examine", examined.parsed.explanation)
-        return self._by_confidence(examined.p_ai, calibration, examined.parsed.explanation)
+        return self._by_confidence(examined.p_ai, calibration, prior_log_odds, examined.parsed.explanation)
 
-    def _by_confidence(self, raw: float | None, calibration: Calibration | None, explanation: str) -> _Decided:
-        p_ai = calibrate(raw, calibration)
+    def _by_confidence(
+        self, raw: float | None, calibration: Calibration | None, prior_log_odds: float, explanation: str
+    ) -> _Decided:
+        p_ai = shift_log_odds(calibrate(raw, calibration), prior_log_odds)
         decision = self._thresholds.decide(p_ai)
         if decision != "uncertain":
             return _Decided(decision, p_ai, raw, None, explanation)

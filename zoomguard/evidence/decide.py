@@ -37,3 +37,13 @@ def explanation(items: Sequence[EvidenceItem]) -> str:
         trust = " (trusted signer)" if item.kind == "c2pa" and item.trusted else ""
         parts.append(f"{_KIND_TEXT[item.kind]} from {item.source}{trust}: {item.detail}")
     return "The upload declares itself AI-generated. " + "; ".join(parts) + "."
+
+
+def trusted_capture(items: Sequence[EvidenceItem]) -> EvidenceItem | None:
+    """The trusted camera's claim that may lower the prior: a valid, trusted C2PA capture claim, and no AI claim
+    at all (valid or not, ingredients included), since one AI item means a capture was not the whole story."""
+    if any(item.claim == "ai_generated" for item in items):
+        return None
+    return next(
+        (item for item in items if item.kind == "c2pa" and item.claim == "real" and item.valid and item.trusted), None
+    )

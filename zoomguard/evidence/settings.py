@@ -59,5 +59,13 @@ class EvidenceSettings(BaseModel):
     run_model_anyway: bool = Field(
         False, description="when evidence decides, still run the model for boxes and an explanation (GPU cost)"
     )
+    trusted_capture_log_odds: float = Field(
+        -1.0,
+        le=0.0,
+        description="a valid capture claim (digitalCapture) from a trusted C2PA signer, with no AI claim anywhere "
+        "in the upload, adds this to the log-odds of the model's P(ai) (-1: odds of AI x0.37); the model still "
+        "runs and decides. 0: ignore capture claims. Only trusted signers count, so it is inert until "
+        "c2pa.trust_anchors_pem is set",
+    )
     c2pa: C2paSettings = Field(default_factory=C2paSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
