@@ -21,7 +21,9 @@ PDQ_BITS = 256
 PDQ_HEX_PATTERN = r"^[0-9a-f]{64}$"
 _PDQ_HEX = re.compile(PDQ_HEX_PATTERN)
 DEFAULT_REDUCE_TO = 512
-# The order pdqhash returns the dihedral hashes in (ThreatExchange's pdqDihedralHash256es).
+# The order pdqhash returns the dihedral hashes in, by ThreatExchange's names (pdqDihedralHash256es). In Pillow's
+# terms, measured: flip_y is a left-right mirror (FLIP_LEFT_RIGHT), flip_x upside down (FLIP_TOP_BOTTOM),
+# rotate90 is ROTATE_90 (counter-clockwise), flip_plus1 TRANSPOSE, flip_minus1 TRANSVERSE.
 DIHEDRAL_VARIANTS = ("original", "rotate90", "rotate180", "rotate270", "flip_x", "flip_y", "flip_plus1", "flip_minus1")
 
 
