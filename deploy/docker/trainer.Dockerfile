@@ -18,6 +18,13 @@ ENV PATH=/opt/venv/bin:$PATH
 ARG VLLM_VERSION=0.32.0
 RUN pip install --no-cache-dir "vllm==${VLLM_VERSION}"
 
+# pdqhash (zoomguard/known) ships as source only: this stage compiles it with g++; the runtime stage gets the
+# built venv and needs no compiler for it. Not version-pinned: it comes with the base image's Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY zoomguard ./zoomguard

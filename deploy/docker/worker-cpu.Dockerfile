@@ -16,6 +16,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
+# pdqhash (zoomguard/known) ships as source only: this stage compiles it with g++; the runtime stage gets the
+# built venv and needs no compiler for it. Not version-pinned: it comes with the base image's Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 # Only what the wheel is built from: tests, docs and deploy files stay out of the image.
 COPY pyproject.toml README.md ./

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry", "process_guard", "samples"),
     ("media",),
     ("kafka",),
-    ("detector", "evidence"),
+    ("detector", "evidence", "known"),
     ("worker",),
     ("review",),
     ("dataset",),
