@@ -34,6 +34,7 @@ def unique_topics(prefix: str) -> dict[str, str]:
         "review": f"{prefix}.{tag}.review",
         "dead_letter": f"{prefix}.{tag}.dlq",
         "model_updates": f"{prefix}.{tag}.model-updates",  # workers follow it: never share it between tests
+        "known": f"{prefix}.{tag}.known",  # the bank, likewise
     }
 
 
@@ -159,3 +160,34 @@ def run_until_handled(
             raise
 
     return loop.run(run(), timeout=timeout + 60)
+
+
+class RunningService:
+    """The worker service running on the test loop, observed from the test thread."""
+
+    def __init__(self, loop: LoopThread, settings: Settings, engine: Engine):
+        self._loop = loop
+        self._stop = asyncio.Event()
+        self._detector: Any = None
+        started = asyncio.Event()
+
+        def on_started(worker: Any) -> None:
+            self._detector = worker.processor.detector
+            started.set()
+
+        async def launch() -> asyncio.Task[Any]:
+            task = asyncio.create_task(run_service(settings, self._stop, engine=engine, on_started=on_started))
+            await asyncio.wait_for(started.wait(), 60)
+            return task
+
+        self._task = loop.run(launch())
+
+    def detector_version(self) -> str:
+        return str(self._detector.model.version)
+
+    def stop(self) -> Any:
+        async def finish() -> Any:
+            self._stop.set()
+            return await self._task
+
+        return self._loop.run(finish(), timeout=120)

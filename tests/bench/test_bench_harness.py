@@ -66,7 +66,8 @@ def test_the_naive_baseline_replays_the_engines_work_per_image() -> None:
 def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: Path) -> None:
     options = BenchOptions(
         model=str(tiny_model), images=6, sequential_images=3, naive_images=2, image_size=(160, 120),
-        prepost_megapixels=(0.3,), prepost_repeats=1, memory_backlog=2, max_in_flight=8,
+        prepost_megapixels=(0.3,), prepost_repeats=1, memory_backlog=2, max_in_flight=8, marked_share=0.5,
+        evidence_megapixels=(1.0,), evidence_reads=2, evidence_rounds=1,
         engine_overrides=dict(_TINY_ENGINE), detector_overrides=dict(_TINY_DETECTOR),
     )  # fmt: skip
     out = tmp_path / "report.json"
@@ -74,7 +75,7 @@ def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: P
     assert set(report) >= REPORT_KEYS
     assert json.loads(out.read_text()) == report
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
-    for key in ("engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "cache_ips"):
+    for key in ("engine_ceiling_ips", "pipeline_ips", "sequential_ips", "naive_ips", "cache_ips", "marked_ips"):
         assert report[key] > 0, key
     assert report["pipeline_over_ceiling"] == pytest.approx(
         report["pipeline_ips"] / report["engine_ceiling_ips"], rel=0.01
@@ -88,6 +89,16 @@ def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: P
     assert 0.0 < report["examined_share"] <= 1.0
     assert report["tokens_per_image"]["locate"] > 0
     assert [row["format"] for row in report["prepost"]] == ["JPEG", "PNG"]
+    # every marked kind is found by the stage that reads it, and the unmarked files carry nothing
+    found = {row["file"]: row["found"] for row in report["evidence_cost"]}
+    assert found == {
+        "1 MP JPEG, unmarked": [], "1 MP PNG, unmarked": [], "1 MP JPEG, C2PA signed": ["c2pa"],
+        "1 MP JPEG, XMP source type": ["xmp"], "1 MP PNG, A1111 parameters": ["generator_metadata"],
+        "1 MP PNG, SDXL watermark": ["watermark"],
+    }  # fmt: skip
+    assert 0 < report["marked_uploads"] <= 3  # 6 images, half of them marked
+    assert all(row[stage]["p99_ms"] >= row[stage]["p50_ms"] > 0 for row in report["evidence_cost"]
+               for stage in ("bytes_stage", "pixel_stage"))  # fmt: skip
     table = out.with_suffix(".md").read_text()
     assert table.count("met (") + table.count("MISSED (") == len(TARGETS)  # each target judged
     assert "pipeline / ceiling" in table and "prefix reuse" in table and markdown(report) in table

@@ -28,12 +28,13 @@ def test_marked_uploads_skip_the_model(
 
     verdicts = {v["event_id"]: v for v in read_json(broker.bootstrap, kafka["topics"]["verdicts"])}
     assert set(verdicts) == {*marked, "plain-0", "plain-1"}
-    kinds = {"mark-c2pa": "c2pa", "mark-xmp": "xmp", "mark-a1111": "generator_metadata"}
+    kinds = {"mark-c2pa": "c2pa", "mark-xmp": "xmp", "mark-a1111": "generator_metadata", "mark-sdxl": "watermark"}
     for event_id, kind in kinds.items():
         verdict = verdicts[event_id]
         assert verdict["decision"] == "ai_generated" and verdict["decision_source"] == "evidence"
         assert verdict["p_ai"] is None and verdict["regions"] == [] and not verdict["examined"]
         assert [item["kind"] for item in verdict["evidence"]] == [kind]
+        assert verdict["image"]["pdq"] is (None if kind != "watermark" else verdict["image"]["pdq"])
     for event_id in ("plain-0", "plain-1"):
         assert verdicts[event_id]["decision_source"] == "model" and verdicts[event_id]["evidence"] == []
     # the model ran for the two plain uploads only: Query 1 twice (and Query 2 when regions were found)

@@ -18,10 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.kafka_helpers import TopicWatcher, image_event, inline, kafka_overrides, produce, wait_for
+from tests.kafka_helpers import RunningService, TopicWatcher, image_event, inline, kafka_overrides, produce, wait_for
 from tests.support import LoopThread, make_lora_adapter, tiny_settings
-from zoomguard.app.config import Settings
-from zoomguard.app.worker_service import run_service
 from zoomguard.detector.calibration import calibrate
 from zoomguard.detector.engines.base import Adapter, AdapterLoadError
 from zoomguard.detector.engines.openai_server import OpenAIServerEngine
@@ -108,7 +106,7 @@ def test_running_worker_switches_to_a_promoted_adapter(
     )
     samples = [s.data for s in make_samples(4, seed=77, size=(200, 160))]
     watcher = TopicWatcher(broker.bootstrap, topics["verdicts"])
-    running = _Service(loop, settings, lora_engine)
+    running = RunningService(loop, settings, lora_engine)
     try:
         produce(broker.bootstrap, topics["input"], [(b"e-0", image_event("e-0", inline(samples[0])))])
         wait_for(lambda: watcher.event_ids()["e-0"] == 1, 240, "the first verdict")
@@ -159,7 +157,7 @@ def test_running_worker_switches_to_a_promoted_adapter(
         update={"kafka": settings.kafka.model_copy(update={"group_id": settings.kafka.group_id + "-again"})}
     )
     watcher = TopicWatcher(broker.bootstrap, topics["verdicts"])
-    restarted = _Service(loop, settings_again, lora_engine)
+    restarted = RunningService(loop, settings_again, lora_engine)
     try:
         wait_for(lambda: sum(watcher.event_ids().values()) == 6, 240, "the restarted worker's verdicts")
     finally:
@@ -236,37 +234,6 @@ def test_servers_load_adapters_at_runtime_and_requests_name_them(
     base, with_adapter = loop.run(scenario())
     assert base.model.version != name and with_adapter.model.version == name
     assert _fingerprint(with_adapter) != _fingerprint(base)
-
-
-class _Service:
-    """The worker service running on the test loop, observed from the test thread."""
-
-    def __init__(self, loop: LoopThread, settings: Settings, engine: VllmInProcessEngine):
-        self._loop = loop
-        self._stop = asyncio.Event()
-        self._detector: Any = None
-        started = asyncio.Event()
-
-        def on_started(worker: Any) -> None:
-            self._detector = worker.processor.detector
-            started.set()
-
-        async def launch() -> asyncio.Task[Any]:
-            task = asyncio.create_task(run_service(settings, self._stop, engine=engine, on_started=on_started))
-            await asyncio.wait_for(started.wait(), 60)
-            return task
-
-        self._task = loop.run(launch())
-
-    def detector_version(self) -> str:
-        return str(self._detector.model.version)
-
-    def stop(self) -> Any:
-        async def finish() -> Any:
-            self._stop.set()
-            return await self._task
-
-        return self._loop.run(finish(), timeout=120)
 
 
 def _update(version: str, adapter: Path, base: Path, calibration: Calibration | None = None) -> ModelUpdate:

@@ -79,3 +79,19 @@ def test_failures_are_not_cached_and_reach_every_waiter() -> None:
     assert attempts == 2
     with pytest.raises(EngineUnavailableError):
         raise outcomes[0]  # type: ignore[misc]
+
+
+def test_a_changed_bank_entry_drops_the_verdicts_of_images_near_it() -> None:
+    cache = VerdictCache(10)
+
+    def stored(sha: str, pdq: str | None) -> None:
+        base = _with(sha)
+        cache.put(base.model_copy(update={"image": base.image.model_copy(update={"pdq": pdq})}))
+
+    stored("a", "f" * 64)
+    stored("b", "0" * 7 + "f" * 57)  # 28 bits away: within 31
+    stored("c", "0" * 8 + "f" * 56)  # 32 bits away: kept
+    stored("d", None)  # decided before decoding: no hash, kept
+    assert cache.forget_near("f" * 64, 31) == 2
+    assert cache.get("a", "v7") is None and cache.get("b", "v7") is None
+    assert cache.get("c", "v7") is not None and cache.get("d", "v7") is not None

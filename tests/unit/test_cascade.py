@@ -15,6 +15,10 @@ from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import ImageTooLargeError
 from zoomguard.evidence.settings import EvidenceSettings
+from zoomguard.known.bank import BankEntry, record_of
+from zoomguard.known.hashing import pdq_of_bytes
+from zoomguard.known.memory import KnownBank
+from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.settings import ImageLimits
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import Detection, ModelInfo
@@ -59,7 +63,8 @@ def _unsure(request: GenerationRequest) -> tuple[str, float]:
 
 def _run(items: list[EvidenceItem], settings: EvidenceSettings | None = None, data: bytes = IMAGE,
          limits: ImageLimits | None = None, pixels: list[EvidenceItem] | None = None,
-         script: object = _real) -> tuple[Detection, ScriptedEngine, list[bytes]]:  # fmt: skip
+         script: object = _real, bank: KnownBank | None = None, known: KnownContentSettings | None = None,
+         ) -> tuple[Detection, ScriptedEngine, list[bytes]]:  # fmt: skip
     engine = ScriptedEngine(script)  # type: ignore[arg-type]
     detector = ZoomInDetector(
         engine, DetectorSettings(), FAMILIES["qwen2_5_vl"], ModelInfo(name="m", version="v1", family="qwen2_5_vl")
@@ -76,7 +81,7 @@ def _run(items: list[EvidenceItem], settings: EvidenceSettings | None = None, da
 
     cascade = Cascade(
         detector, read, settings or EvidenceSettings(), limits or ImageLimits(),
-        read_pixels=read_pixels if pixels is not None else None,
+        read_pixels=read_pixels if pixels is not None else None, bank=bank, known=known,
     )  # fmt: skip
     return asyncio.run(cascade.detect_bytes(data, request_id="r")), engine, seen
 
@@ -191,3 +196,74 @@ def test_only_a_trusted_clean_capture_moves_the_prior(items: list[EvidenceItem])
 def test_the_capture_prior_can_be_switched_off() -> None:
     detection, _, _ = _run([CAMERA], EvidenceSettings(trusted_capture_log_odds=0.0), script=_unsure)
     assert detection.decision == "ai_generated" and "capture" not in detection.explanation
+
+
+# --- known content: a copy of an image the bank holds is decided by its entry ---
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    from sklearn.datasets import load_sample_images  # ships its two photos; no download
+
+    return Image.fromarray(load_sample_images().images[0]).reduce(2)  # 320x214: PDQ quality 100
+
+
+def _bank_of(data: bytes, label: str = "ai_generated", settings: KnownContentSettings | None = None) -> KnownBank:
+    known = settings or KnownContentSettings()
+    held = KnownBank(known)
+    entry = BankEntry(
+        entry_id="review:first-upload", pdq=pdq_of_bytes(data).hex, quality=100, label=label, source="review",
+        decided_by="alice", decided_at="2026-12-01T10:00:00Z", event_id="first-upload",
+    )  # fmt: skip
+    held.apply(*record_of(entry))
+    return held
+
+
+def test_a_re_encoded_resized_copy_is_decided_by_the_bank_without_the_model(photo: Image.Image) -> None:
+    original = encode(photo, "PNG")
+    copy = encode(photo.resize((photo.width * 3 // 4, photo.height * 3 // 4)), "JPEG")
+    detection, engine, _ = _run([], data=copy, bank=_bank_of(original))
+    assert engine.requests == [] and detection.decision == "ai_generated"
+    assert detection.decision_source == "known_content" and detection.p_ai is None
+    [item] = detection.evidence
+    assert (item.kind, item.claim, item.source, item.valid, item.trusted) == (
+        "known_content", "ai_generated", "review:first-upload", True, True
+    )  # fmt: skip
+    assert "alice" in detection.explanation and "review:first-upload" in detection.explanation
+    assert detection.image.pdq == pdq_of_bytes(copy).hex and detection.image.pdq_quality == 100
+    assert detection.timings_ms.known_content_ms > 0 and detection.timings_ms.decode_ms > 0
+
+
+def test_a_real_label_decides_real(photo: Image.Image) -> None:
+    data = encode(photo, "PNG")
+    detection, engine, _ = _run([], data=data, bank=_bank_of(data, "real"), script=_unsure)
+    assert engine.requests == [] and detection.decision == "real" and detection.decision_source == "known_content"
+
+
+def test_an_unrelated_upload_goes_to_the_model_and_carries_its_hash(photo: Image.Image) -> None:
+    detection, engine, _ = _run([], data=IMAGE, bank=_bank_of(encode(photo, "PNG")))
+    assert len(engine.requests) == 2 and detection.decision_source == "model"
+    assert detection.image.pdq == pdq_of_bytes(IMAGE).hex and detection.evidence == []
+
+
+def test_run_model_anyway_keeps_the_banks_label_with_the_models_boxes(photo: Image.Image) -> None:
+    data = encode(photo, "PNG")
+    known = KnownContentSettings(run_model_anyway=True)
+    detection, engine, _ = _run([], data=data, bank=_bank_of(data, "real", known), known=known, script=_unsure)
+    assert len(engine.requests) == 2 and detection.regions
+    assert detection.decision == "real" and detection.decision_source == "known_content"
+    assert detection.explanation.startswith("A copy of an image already decided real")
+
+
+def test_a_match_that_may_not_decide_is_only_reported(photo: Image.Image) -> None:
+    data = encode(photo, "PNG")
+    known = KnownContentSettings(decides=False)
+    detection, engine, _ = _run([], data=data, bank=_bank_of(data, "real", known), known=known, script=_unsure)
+    assert len(engine.requests) == 2 and detection.decision == "ai_generated" and detection.decision_source == "model"
+    assert [item.kind for item in detection.evidence] == ["known_content"]
+
+
+def test_evidence_comes_before_the_bank(photo: Image.Image) -> None:
+    data = encode(photo, "PNG")
+    detection, engine, _ = _run([], data=data, bank=_bank_of(data, "real"), pixels=[WATERMARK])
+    assert engine.requests == [] and detection.decision_source == "evidence" and detection.image.pdq is not None

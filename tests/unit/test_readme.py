@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from zoomguard.app.settings_reference import settings_reference
+from zoomguard.known.bank import BankEntry
 from zoomguard.schemas.events import DeadLetter, ImageEvent, ReviewRequest, VerdictEvent
 from zoomguard.schemas.review import ModelUpdate, ReviewDecision
 
@@ -20,6 +21,7 @@ MODELS = {
     "DeadLetter": DeadLetter,
     "ReviewDecision": ReviewDecision,
     "ModelUpdate": ModelUpdate,
+    "BankEntry": BankEntry,
 }
 
 

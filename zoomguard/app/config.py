@@ -26,6 +26,7 @@ from zoomguard.errors import ConfigError
 from zoomguard.evaluation.settings import EvaluationSettings
 from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.kafka.settings import KafkaSettings, TopicSettings
+from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.settings import FetchSettings
 from zoomguard.promotion.settings import RetrainSettings
 from zoomguard.review.settings import ReviewSettings
@@ -42,6 +43,7 @@ class Settings(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    known: KnownContentSettings = Field(default_factory=KnownContentSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -15,13 +15,15 @@ from zoomguard.app.config import Settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.zoomin import ZoomInDetector
-from zoomguard.evidence.reader import build_reader
+from zoomguard.evidence.reader import build_pixel_reader, build_reader
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
 from zoomguard.kafka.follow import TopicFollower
+from zoomguard.known.memory import KnownBank
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.telemetry.bundle import Telemetry, build_telemetry
 from zoomguard.worker.cache import VerdictCache
+from zoomguard.worker.known_bank import BankFollower
 from zoomguard.worker.loop import Worker, WorkerStats
 from zoomguard.worker.model_updates import ModelSwitcher, ModelUpdateFollower
 from zoomguard.worker.processor import EventProcessor, Outcome
@@ -71,6 +73,13 @@ async def _run_worker(
     try:
         detector = build_detector(settings.engine, settings.detector, engine, telemetry.tracer)
         cache = VerdictCache(settings.worker.cache_entries)
+        bank = KnownBank(settings.known) if settings.known.enabled else None
+        if bank is not None:
+
+            def forget(pdq: str) -> None:  # a repost near a changed entry is decided again, not served stale
+                cache.forget_near(pdq, settings.known.max_distance)
+
+            bank.watch(forget)
         processor = EventProcessor(
             detector,
             fetcher,
@@ -83,6 +92,9 @@ async def _run_worker(
             image_limits=settings.detector.limits,
             read_evidence=build_reader(settings.evidence),
             evidence=settings.evidence,
+            read_pixels=build_pixel_reader(settings.evidence),
+            bank=bank,
+            known=settings.known,
         )
         worker = Worker(
             consumer,
@@ -96,7 +108,7 @@ async def _run_worker(
         )
         if on_started is not None:
             on_started(worker)
-        async with _following_model_updates(settings, detector, stop):
+        async with _following_model_updates(settings, detector, stop), _following_bank(settings, bank, stop):
             log.info("service starting", model=detector.model.name, model_version=detector.model.version)
             await worker.run(stop)
         return worker.stats
@@ -104,6 +116,26 @@ async def _run_worker(
         await asyncio.to_thread(producer.close)
         consumer.shutdown()
         await fetcher.close()
+
+
+@contextlib.asynccontextmanager
+async def _following_bank(settings: Settings, bank: KnownBank | None, stop: asyncio.Event) -> AsyncIterator[None]:
+    """Load the known-content bank before the first event, then follow it in the background."""
+    if bank is None:
+        yield
+        return
+    source = TopicFollower(settings.kafka, settings.topics.known)
+    follower = BankFollower(source, bank, catchup_s=settings.known.catchup_s)
+    task: asyncio.Task[None] | None = None
+    try:
+        await follower.catch_up()
+        task = asyncio.create_task(follower.follow(stop), name="known-bank")
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await source.close()
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,10 @@ class BenchOptions:
     prepost_repeats: int = 3
     memory_backlog: int = 32  # the large run uses 10x this
     repost_share: float = 0.3
+    marked_share: float = 0.3  # uploads carrying marks in the evidence run (A1111, XMP, SDXL watermark in turn)
+    evidence_megapixels: tuple[float, ...] = (1.0, 12.0)
+    evidence_reads: int = 20  # evidence cost: reads of each file per round
+    evidence_rounds: int = 3
     max_in_flight: int = 128  # the worker's default window
     engine_overrides: dict[str, object] = field(default_factory=dict)
     detector_overrides: dict[str, object] = field(default_factory=dict)
@@ -27,5 +31,13 @@ class BenchOptions:
 
     @classmethod
     def full(cls, model: str, **changes: object) -> BenchOptions:
-        base = {"images": 256, "sequential_images": 32, "naive_images": 16, "memory_backlog": 64, "prepost_repeats": 5}
+        base = {
+            "images": 256,
+            "sequential_images": 32,
+            "naive_images": 16,
+            "memory_backlog": 64,
+            "prepost_repeats": 5,
+            "evidence_reads": 100,
+            "evidence_rounds": 5,
+        }
         return cls(model=model, **{**base, **changes})  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from zoomguard.bench.evidence import cost_markdown
+
 TARGETS = {
     "pipeline_over_ceiling": (">=", 0.9),
     "pipeline_over_naive": (">=", 6.0),
@@ -62,6 +64,11 @@ def markdown(report: dict[str, Any]) -> str:
         ("latency p50 / p95 / p99 (ms, paced)", "{p50} / {p95} / {p99}".format(**r["latency_ms"]), ""),
         (f"with {reposts}% reposts (images/s)", f"{r['cache_ips']:.2f}", f"{r['cache_speedup']:.2f}x the pipeline"),
         (
+            f"with {r['marked_uploads']} of {r['settings']['images']} uploads carrying marks (images/s)",
+            f"{r['marked_ips']:.2f}",
+            f"{r['marked_speedup']:.2f}x the pipeline",
+        ),
+        (
             "work per image: generated tokens (Query 1 / 2), crops, share examined",
             f"{r['tokens_per_image']['locate']} / {r['tokens_per_image']['examine']}, {r['crops_per_image']:g}, "
             f"{r['examined_share']:g}",
@@ -82,6 +89,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {row['format']} | {row['megapixels']:g} | {row['decode_ms']} | {draft} | {row['resize_ms']} | "
             f"{row['crop_ms']} | {row['encode_ms']} | {row['total_ms']} | {row['images_per_s_per_core']} |"
         )
+    lines += ["", "The evidence stage per upload (default settings; rounds: min-max of the per-round medians):", ""]
+    lines.append(cost_markdown(report["evidence_cost"]))
     return "\n".join(lines)
 
 

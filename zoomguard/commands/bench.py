@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoomguard.app.config import Settings, load_settings
+from zoomguard.bench.evidence import measure_evidence_cost
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
 from zoomguard.bench.report import machine, markdown, write
@@ -115,7 +116,9 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
     )
     _say("pre- and post-processing per image")
     prepost = measure_prepost(options.prepost_megapixels, options.prepost_repeats)
-    report = _report(options, settings, results, naive, prepost)
+    _say("the evidence stage's cost per upload, unmarked and marked")
+    evidence = measure_evidence_cost(options.evidence_reads, options.evidence_rounds, options.evidence_megapixels)
+    report = _report(options, settings, results, naive, prepost, evidence)
     paths = write(report, out)
     print(markdown(report))
     _say("wrote " + ", ".join(str(p) for p in paths))
@@ -194,6 +197,7 @@ def _worker_total(rss_mb: dict[str, float]) -> float:
 
 
 async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:
+    from zoomguard.bench.evidence import with_marks
     from zoomguard.bench.runs import engine_ceiling, pipeline
 
     _say("warm-up (grammar compilation, first batches)")
@@ -213,6 +217,9 @@ async def _measure(options: BenchOptions, settings: Settings, engine: Any, image
     )
     _say(f"cache: {len(images)} events, {repost_count} of them reposts")
     cached = await pipeline(cached_settings, engine, reposted, max_in_flight=options.max_in_flight)
+    marked_stream, marked_count = with_marks(images, options.marked_share, options.image_size)
+    _say(f"evidence: {len(images)} events, {marked_count} of them carrying marks the readers find")
+    marked = await pipeline(settings, engine, marked_stream, max_in_flight=options.max_in_flight)
     backlog = options.memory_backlog
     memory_images = [images[i % len(images)] for i in range(backlog * 10)]
     _say(f"memory: backlog of {backlog}, then {backlog * 10}")
@@ -227,6 +234,8 @@ async def _measure(options: BenchOptions, settings: Settings, engine: Any, image
         "sequential": sequential,
         "paced": paced,
         "cached": cached,
+        "marked": marked,
+        "marked_uploads": marked_count,
         "memory_small": small,
         "memory_large": large,
         "prefix_reuse": mean(prefix),
@@ -238,7 +247,12 @@ async def _measure(options: BenchOptions, settings: Settings, engine: Any, image
 
 
 def _report(
-    options: BenchOptions, settings: Settings, r: dict[str, Any], naive: RunResult, prepost: list[dict[str, Any]]
+    options: BenchOptions,
+    settings: Settings,
+    r: dict[str, Any],
+    naive: RunResult,
+    prepost: list[dict[str, Any]],
+    evidence: list[dict[str, Any]],
 ) -> dict[str, Any]:
     from zoomguard.bench.runs import percentiles
 
@@ -262,6 +276,10 @@ def _report(
         "latency_ms": percentiles(r["paced"].latencies_ms),
         "cache_ips": round(r["cached"].ips, 3),
         "cache_speedup": round(r["cached"].ips / piped, 2) if piped else 0.0,
+        "marked_ips": round(r["marked"].ips, 3),
+        "marked_speedup": round(r["marked"].ips / piped, 2) if piped else 0.0,
+        "marked_uploads": r["marked_uploads"],
+        "evidence_cost": evidence,
         "tokens_per_image": {"locate": r["locate_tokens"], "examine": r["examine_tokens"]},
         "crops_per_image": r["crops"],
         "examined_share": r["examined"],
@@ -276,6 +294,7 @@ def _report(
             "max_pixels": settings.detector.max_pixels,
             "max_crops": settings.detector.crops.max_crops,
             "repost_share": options.repost_share,
+            "marked_share": options.marked_share,
             "memory_backlog": options.memory_backlog,
             "naive_images": options.naive_images,
             "sequential_images": options.sequential_images,

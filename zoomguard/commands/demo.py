@@ -104,6 +104,7 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
 def marked_samples() -> dict[str, bytes]:
     """Event id -> an upload carrying a mark the evidence stage reads (one per kind the demo can make)."""
     from zoomguard.evidence.demo_credentials import make_chain, sign
+    from zoomguard.evidence.demo_watermark import embed_watermark
     from zoomguard.samples import encode
 
     signer = make_chain("zoomguard demo generator")  # a throw-away chain: valid signature, trusted by nobody
@@ -111,6 +112,8 @@ def marked_samples() -> dict[str, bytes]:
         "mark-c2pa": sign(signer, encode(make_image(900, (480, 360)), "JPEG"), "image/jpeg"),
         "mark-xmp": with_xmp_source_type(make_image(901, (480, 360))),
         "mark-a1111": with_a1111_parameters(make_image(902, (480, 360))),
+        # lossless, as the reference pipelines save it: JPEG with 4:2:0 chroma would destroy the mark
+        "mark-sdxl": encode(embed_watermark(make_image(904, (480, 360)), "sdxl"), "PNG"),
     }
 
 

@@ -82,14 +82,20 @@ async def run_detect(
 ) -> int:
     """Detect every path; print each result as soon as all earlier ones are printed. Exit status 0/1."""
     from zoomguard.detector.factory import build_detector, build_engine
-    from zoomguard.evidence.reader import build_reader
+    from zoomguard.evidence.reader import build_pixel_reader, build_reader
     from zoomguard.worker.cascade import Cascade
 
     engine = build_engine(settings.engine, settings.detector)
     await engine.start()
     try:
         detector = build_detector(settings.engine, settings.detector, engine)
-        cascade = Cascade(detector, build_reader(settings.evidence), settings.evidence, settings.detector.limits)
+        cascade = Cascade(
+            detector,
+            build_reader(settings.evidence),
+            settings.evidence,
+            settings.detector.limits,
+            read_pixels=build_pixel_reader(settings.evidence),
+        )
         annotations = _Annotations(annotate_dir, settings.detector.limits) if annotate_dir is not None else None
         outcomes = await _detect_all(cascade, paths, annotations, concurrency, out, as_json, progress)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from zoomguard.commands import (
     annotate,
+    bank,
     bench,
     broker,
     collect,
@@ -33,6 +34,7 @@ COMMANDS: tuple[Command, ...] = (
     settings.COMMAND,
     tiny_model.COMMAND,
     review.COMMAND,
+    bank.COMMAND,
     collect.COMMAND,
     annotate.COMMAND,
     train.COMMAND,

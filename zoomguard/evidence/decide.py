@@ -23,7 +23,7 @@ _KIND_TEXT = {
 
 def conclusive(items: Sequence[EvidenceItem]) -> list[EvidenceItem]:
     """The items that decide `ai_generated` on their own, strongest (then trusted) first; empty if none."""
-    deciding = [item for item in items if item.claim == "ai_generated" and item.valid]
+    deciding = [item for item in items if item.kind in _STRENGTH and item.claim == "ai_generated" and item.valid]
     return sorted(deciding, key=lambda item: (_STRENGTH[item.kind], not item.trusted))
 
 
@@ -42,7 +42,7 @@ def explanation(items: Sequence[EvidenceItem]) -> str:
 def trusted_capture(items: Sequence[EvidenceItem]) -> EvidenceItem | None:
     """The trusted camera's claim that may lower the prior: a valid, trusted C2PA capture claim, and no AI claim
     at all (valid or not, ingredients included), since one AI item means a capture was not the whole story."""
-    if any(item.claim == "ai_generated" for item in items):
+    if any(item.claim == "ai_generated" and item.kind in _STRENGTH for item in items):
         return None
     return next(
         (item for item in items if item.kind == "c2pa" and item.claim == "real" and item.valid and item.trusted), None

@@ -1,16 +1,21 @@
-"""Every evidence reader the settings enable, as one function over the raw bytes (the cascade's first stage)."""
+"""Every evidence reader the settings enable: one function over the raw bytes (the cascade's first stage), and
+one over the decoded pixels (the invisible watermarks, read on the decode the model would use)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
+from PIL import Image
+
 from zoomguard.evidence.c2pa_reader import C2paReader, load_anchors
 from zoomguard.evidence.metadata import read_metadata
 from zoomguard.evidence.settings import EvidenceSettings
+from zoomguard.evidence.watermark import read_watermarks
 from zoomguard.schemas.evidence import EvidenceItem
 
 Reader = Callable[[bytes], list[EvidenceItem]]
+PixelReader = Callable[[Image.Image], list[EvidenceItem]]
 
 
 def build_reader(settings: EvidenceSettings) -> Reader | None:
@@ -40,3 +45,11 @@ def build_reader(settings: EvidenceSettings) -> Reader | None:
         return found
 
     return read
+
+
+def build_pixel_reader(settings: EvidenceSettings) -> PixelReader | None:
+    """None when evidence or the watermark reader is off; otherwise the reader of the decoded RGB upload."""
+    if not settings.enabled or not settings.watermark.enabled:
+        return None
+    watermark = settings.watermark
+    return lambda image: read_watermarks(image, watermark)

@@ -99,12 +99,17 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     )
 
 
-def ensure_topics(settings: KafkaSettings, topics: Sequence[str], partitions: int = 6) -> None:
-    """Create the topics that do not exist yet (demo, tests, first deploys; production uses the topic Job)."""
+def ensure_topics(
+    settings: KafkaSettings, topics: Sequence[str], partitions: int = 6, configs: dict[str, str] | None = None
+) -> None:
+    """Create the topics that do not exist yet (demo, tests, first deploys; production uses the topic Job),
+    with `configs` (e.g. cleanup.policy=compact for the known-content bank)."""
     admin = KafkaAdminClient(**settings.common_config())
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name in topics if name not in existing]
+        missing = [
+            NewTopic(name, partitions, 1, topic_configs=configs or {}) for name in topics if name not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)

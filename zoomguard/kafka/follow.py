@@ -23,12 +23,34 @@ class TopicFollower:
         self._poll_ms = poll_ms
         self._consumer: Any = None
         self._assigned = False
+        self._start_end: dict[Any, int] = {}  # end offsets when first assigned: what "caught up" means
+        self._missing = False  # the topic did not exist at the last look: there was nothing to catch up on
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"follow-{topic}")
 
     async def read(self) -> list[bytes | None]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._read)
+        """Values of the records read, oldest first across partitions (record timestamps)."""
+        records = await asyncio.get_running_loop().run_in_executor(self._executor, self._read)
+        return [r.value for r in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))]
 
-    def _read(self) -> list[bytes | None]:
+    async def read_keyed(self) -> list[tuple[bytes | None, bytes | None]]:
+        """(key, value) of the records read, each partition in offset order (a key's records share a partition,
+        so its last record read is its latest, whatever timestamps producers set); a tombstone's value is None."""
+        records = await asyncio.get_running_loop().run_in_executor(self._executor, self._read)
+        return [(r.key, r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+
+    async def caught_up(self) -> bool:
+        """Whether every partition has been read up to where it ended when this follower first looked at it: a
+        reader of a compacted topic has loaded its state then. True while the topic does not exist (nothing to
+        load)."""
+
+        def check() -> bool:
+            if not self._assigned:
+                return self._missing
+            return all(self._consumer.position(tp) >= end for tp, end in self._start_end.items())
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, check)
+
+    def _read(self) -> list[Any]:
         from kafka import KafkaConsumer, TopicPartition
 
         if self._consumer is None:
@@ -38,15 +60,17 @@ class TopicFollower:
         if not self._assigned:
             partitions = self._consumer.partitions_for_topic(self._topic)
             if not partitions:  # not created yet: nothing to serve; look again on the next read
+                self._missing = True
                 time.sleep(self._poll_ms / 1000)
                 return []
+            self._missing = False
             assignment = [TopicPartition(self._topic, p) for p in sorted(partitions)]
             self._consumer.assign(assignment)
             self._consumer.seek_to_beginning(*assignment)
+            self._start_end = dict(self._consumer.end_offsets(assignment))
             self._assigned = True
         batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
-        records = sorted((r for rs in batches.values() for r in rs), key=lambda r: (r.timestamp, r.partition, r.offset))
-        return [record.value for record in records]
+        return [record for records in batches.values() for record in records]
 
     async def close(self) -> None:
         def close() -> None:

@@ -20,6 +20,9 @@ class TopicSettings(BaseModel):
     dead_letter: str = Field("images.dlq", description="DeadLetters: input that can never be processed")
     review_decisions: str = Field("images.review.decisions", description="ReviewDecisions from reviewers' tools")
     model_updates: str = Field("models.updates", description="ModelUpdates: promoted models workers switch to")
+    known: str = Field(
+        "images.known", description="the known-content bank: a compacted topic, one record per known image"
+    )
 
 
 class KafkaSettings(BaseModel):

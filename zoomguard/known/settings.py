@@ -15,9 +15,6 @@ class KnownContentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = Field(True, description="hash every upload and look it up in the bank before the model")
-    topic: str = Field(
-        "images.known", min_length=1, description="the compacted topic that holds the bank (key = entry id)"
-    )
     max_distance: int = Field(
         31,
         ge=0,
@@ -53,6 +50,15 @@ class KnownContentSettings(BaseModel):
         False,
         description="images decided by conclusive evidence enter the bank, so their stripped re-uploads are still "
         "caught (off until measured)",
+    )
+    catchup_s: float = Field(
+        120.0,
+        gt=0,
+        description="how long a starting worker reads the bank before its first event (about 16 s per million "
+        "entries); past it, the worker starts on what it has and goes on loading",
+    )
+    io_timeout_s: float = Field(
+        120.0, gt=0, description="`bank import` waits this long for acknowledgements, `bank export` to read the topic"
     )
     max_entries: int = Field(
         5_000_000,

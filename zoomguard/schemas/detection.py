@@ -46,10 +46,15 @@ class ImageInfo(_Frozen):
     width: int
     height: int
     format: str
+    pdq: str | None = Field(
+        None, description="PDQ perceptual hash, 64 hex digits (null when the upload was decided before decoding)"
+    )
+    pdq_quality: int | None = Field(None, description="PDQ quality 0-100; below 50 the hash never matches")
 
 
 class Timings(_Frozen):
     evidence_ms: float = 0.0
+    known_content_ms: float = 0.0
     decode_ms: float = 0.0
     locate_ms: float = 0.0
     crop_ms: float = 0.0

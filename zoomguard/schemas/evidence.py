@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EvidenceKind = Literal["c2pa", "xmp", "generator_metadata", "watermark"]
+# The marks an upload carries, and `known_content`: a bank entry it matched (the known-content stage).
+EvidenceKind = Literal["c2pa", "xmp", "generator_metadata", "watermark", "known_content"]
 Claim = Literal["ai_generated", "real"]
 
 # IPTC Digital Source Type vocabulary (http://cv.iptc.org/newscodes/digitalsourcetype/): the values that

@@ -66,5 +66,18 @@ class VerdictCache:
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
 
+    def forget_near(self, pdq: str, max_distance: int) -> int:
+        """Drop the verdicts of images within `max_distance` of `pdq`: a bank entry was added, corrected or
+        removed, so a repost of those bytes must be decided again, not served its old verdict. Returns how many."""
+        target = int(pdq, 16)
+        stale = [
+            key
+            for key, detection in self._entries.items()
+            if detection.image.pdq is not None and (int(detection.image.pdq, 16) ^ target).bit_count() <= max_distance
+        ]
+        for key in stale:
+            del self._entries[key]
+        return len(stale)
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -21,9 +21,12 @@ from pydantic import ValidationError
 
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import BadInputError, ImageDecodeError, ImageTooLargeError, UnavailableError
+from zoomguard.evidence.reader import PixelReader
 from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError
+from zoomguard.known.memory import KnownBank
+from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.images import ImageHeader, decode_thumbnail, probe_image
 from zoomguard.media.settings import ImageLimits
@@ -106,12 +109,24 @@ class EventProcessor:
         image_limits: ImageLimits | None = None,
         read_evidence: EvidenceReader | None = None,
         evidence: EvidenceSettings | None = None,
+        read_pixels: PixelReader | None = None,
+        bank: KnownBank | None = None,
+        known: KnownContentSettings | None = None,
     ):
         self._limits = image_limits or ImageLimits()
         self._telemetry = telemetry or disabled_telemetry()
         self._tracer = self._telemetry.tracer
         self._detector = detector
-        self._cascade = Cascade(detector, read_evidence, evidence or EvidenceSettings(), self._limits, self._tracer)
+        self._cascade = Cascade(
+            detector,
+            read_evidence,
+            evidence or EvidenceSettings(),
+            self._limits,
+            self._tracer,
+            read_pixels=read_pixels,
+            bank=bank,
+            known=known,
+        )
         self._fetcher = fetcher
         self._cache = cache
         self._worker = worker
@@ -185,6 +200,7 @@ class EventProcessor:
         timings = detection.timings_ms
         for stage, ms in (
             ("evidence", timings.evidence_ms),
+            ("known_content", timings.known_content_ms),
             ("decode", timings.decode_ms),
             ("locate", timings.locate_ms),
             ("crop", timings.crop_ms),
