@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -339,3 +340,72 @@ def test_a_forked_child_rebuilds_the_context(ai_png: bytes) -> None:
     os.waitpid(pid, 0)
     assert os.read(read_end, 10) == b"1"
     os.close(read_end)
+
+
+# --- a PNG store after the image data ---
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    at, chunks = 8, []
+    while at < len(data):
+        (length,) = struct.unpack_from(">I", data, at)
+        chunks.append(data[at : at + 12 + length])
+        at += 12 + length
+    return chunks
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def store_after_idat(signed: bytes, idat_pieces: int = 1) -> bytes:
+    """The caBX chunk moved behind the image data, just before IEND (where other writers put it), the image data
+    optionally cut into `idat_pieces` IDAT chunks."""
+    chunks = png_chunks(signed)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    idat = b"".join(chunk[8:-4] for chunk in chunks if chunk[4:8] == b"IDAT")
+    step = -(-len(idat) // idat_pieces)
+    pieces = [png_chunk(b"IDAT", idat[at : at + step]) for at in range(0, len(idat), step)]
+    head = [chunk for chunk in chunks if chunk[4:8] not in (b"caBX", b"IDAT", b"IEND")]
+    return signed[:8] + b"".join(head + pieces) + store + chunks[-1]
+
+
+def chunk_kinds(data: bytes) -> list[bytes]:
+    return [chunk[4:8] for chunk in png_chunks(data)]
+
+
+def test_a_store_after_the_image_data_is_read_as_c2pa_reads_it(ai_png: bytes) -> None:
+    """c2pa-rs writes caBX right after IHDR but reads it wherever it lies (the specification only recommends it
+    before IDAT). Moved, its data hash no longer matches: c2pa reads it as Invalid, and so does the reader."""
+    moved = store_after_idat(ai_png)
+    assert chunk_kinds(moved) == [b"IHDR", b"IDAT", b"caBX", b"IEND"]
+    with c2pa.Reader("image/png", io.BytesIO(moved), context=C2paReader(C2paSettings()).context) as reader:
+        assert reader.get_validation_state() == "Invalid"
+        failures = {entry["code"] for entry in (reader.get_validation_results() or {})["activeManifest"]["failure"]}
+    assert "assertion.dataHash.mismatch" in failures
+    assert sniff_c2pa(moved) == "image/png"
+    assert [(item.claim, item.valid, item.trusted) for item in read(moved)] == [("ai_generated", False, False)]
+
+
+def test_the_png_walk_reaches_a_store_behind_thousands_of_idat_chunks(ai_png: bytes) -> None:
+    """A 50 MB PNG in libpng's 8 kB chunks has ~6,400 of them; the walk is bounded at 16,384 chunks."""
+    many = store_after_idat(ai_png, idat_pieces=6400)
+    assert chunk_kinds(many).count(b"IDAT") > 6000
+    assert sniff_c2pa(many) == "image/png"
+    chunks = png_chunks(ai_png)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    flood = ai_png[:8] + chunks[0] + png_chunk(b"IDAT", b"") * 20_000 + store + chunks[-1]
+    started = time.perf_counter()
+    assert sniff_c2pa(flood) is None  # past the bound: not seen, and quickly
+    assert time.perf_counter() - started < 0.5
+
+
+def test_two_stores_are_no_evidence(ai_png: bytes) -> None:
+    """c2pa refuses a PNG with two caBX chunks ("more than one manifest store"): no evidence, a warning."""
+    chunks = png_chunks(ai_png)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    twice = ai_png[:8] + b"".join(chunks[:-1]) + store + chunks[-1]
+    assert sniff_c2pa(twice) == "image/png"
+    with capture_logs() as logs:
+        assert read(twice) == []
+    assert [entry["event"] for entry in logs] == ["c2pa manifest unreadable"]
