@@ -2,18 +2,22 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast demo bench lint typecheck docs clean
+.PHONY: setup corpus test test-fast demo bench lint typecheck docs clean
 
 setup:
 	./scripts/setup-venv.sh
 
-test: setup
+# Pillow's Tests/images from its sdist on the registry (tests/unit/test_hostile_corpus.py needs it): once, cached.
+corpus: setup
+	VENV=$(VENV) ./scripts/fetch-corpus.sh
+
+test: setup corpus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -ra
 
 # The tests that need neither the tiny model nor the broker (markers set from fixtures in tests/conftest.py).
-test-fast: setup
+test-fast: setup corpus
 	$(PY) -m pytest -ra -m "not engine and not broker"
 
 demo: setup

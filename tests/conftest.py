@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.hostile_corpus import corpus_folder, missing_corpus
 from tests.support import LoopThread, free_port, tiny_settings
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector, build_engine
@@ -104,6 +105,15 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
             pass
         time.sleep(1)
     raise RuntimeError(f"vLLM server not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def pillow_corpus() -> Path:
+    """Pillow's Tests/images (`make corpus`). Absent, the tests that use it fail, never skip: CI must run them."""
+    folder = corpus_folder()
+    if not folder.is_dir():
+        pytest.fail(missing_corpus(folder), pytrace=False)
+    return folder
 
 
 @pytest.fixture(scope="session")

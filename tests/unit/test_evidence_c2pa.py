@@ -6,25 +6,31 @@ from Pillow, manifests signed offline by c2pa's own Builder (no time-stamp autho
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import os
 import random
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import c2pa
 import pytest
+from cryptography import x509
 from PIL import Image
 from structlog.testing import capture_logs
 
 from zoomguard.errors import ConfigError
 from zoomguard.evidence.c2pa_reader import C2paReader, load_anchors, read_c2pa
 from zoomguard.evidence.c2pa_sniff import sniff_c2pa
-from zoomguard.evidence.demo_credentials import Chain, make_chain, sign
+from zoomguard.evidence.decide import conclusive
+from zoomguard.evidence.demo_credentials import SIGNING_CONTEXT, Chain, make_chain, sign
 from zoomguard.evidence.settings import C2paSettings
 
 Kind = c2pa.C2paDigitalSourceType
@@ -339,3 +345,155 @@ def test_a_forked_child_rebuilds_the_context(ai_png: bytes) -> None:
     os.waitpid(pid, 0)
     assert os.read(read_end, 10) == b"1"
     os.close(read_end)
+
+
+# --- a PNG store after the image data ---
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    at, chunks = 8, []
+    while at < len(data):
+        (length,) = struct.unpack_from(">I", data, at)
+        chunks.append(data[at : at + 12 + length])
+        at += 12 + length
+    return chunks
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def store_after_idat(signed: bytes, idat_pieces: int = 1) -> bytes:
+    """The caBX chunk moved behind the image data, just before IEND (where other writers put it), the image data
+    optionally cut into `idat_pieces` IDAT chunks."""
+    chunks = png_chunks(signed)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    idat = b"".join(chunk[8:-4] for chunk in chunks if chunk[4:8] == b"IDAT")
+    step = -(-len(idat) // idat_pieces)
+    pieces = [png_chunk(b"IDAT", idat[at : at + step]) for at in range(0, len(idat), step)]
+    head = [chunk for chunk in chunks if chunk[4:8] not in (b"caBX", b"IDAT", b"IEND")]
+    return signed[:8] + b"".join(head + pieces) + store + chunks[-1]
+
+
+def chunk_kinds(data: bytes) -> list[bytes]:
+    return [chunk[4:8] for chunk in png_chunks(data)]
+
+
+def test_a_store_after_the_image_data_is_read_as_c2pa_reads_it(ai_png: bytes) -> None:
+    """c2pa-rs writes caBX right after IHDR but reads it wherever it lies (the specification only recommends it
+    before IDAT). Moved, its data hash no longer matches: c2pa reads it as Invalid, and so does the reader."""
+    moved = store_after_idat(ai_png)
+    assert chunk_kinds(moved) == [b"IHDR", b"IDAT", b"caBX", b"IEND"]
+    with c2pa.Reader("image/png", io.BytesIO(moved), context=C2paReader(C2paSettings()).context) as reader:
+        assert reader.get_validation_state() == "Invalid"
+        failures = {entry["code"] for entry in (reader.get_validation_results() or {})["activeManifest"]["failure"]}
+    assert "assertion.dataHash.mismatch" in failures
+    assert sniff_c2pa(moved) == "image/png"
+    assert [(item.claim, item.valid, item.trusted) for item in read(moved)] == [("ai_generated", False, False)]
+
+
+def test_the_png_walk_reaches_a_store_behind_thousands_of_idat_chunks(ai_png: bytes) -> None:
+    """A 50 MB PNG in libpng's 8 kB chunks has ~6,400 of them; the walk is bounded at 16,384 chunks."""
+    many = store_after_idat(ai_png, idat_pieces=6400)
+    assert chunk_kinds(many).count(b"IDAT") > 6000
+    assert sniff_c2pa(many) == "image/png"
+    chunks = png_chunks(ai_png)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    flood = ai_png[:8] + chunks[0] + png_chunk(b"IDAT", b"") * 20_000 + store + chunks[-1]
+    started = time.perf_counter()
+    assert sniff_c2pa(flood) is None  # past the bound: not seen, and quickly
+    assert time.perf_counter() - started < 0.5
+
+
+def test_two_stores_are_no_evidence(ai_png: bytes) -> None:
+    """c2pa refuses a PNG with two caBX chunks ("more than one manifest store"): no evidence, a warning."""
+    chunks = png_chunks(ai_png)
+    store = next(chunk for chunk in chunks if chunk[4:8] == b"caBX")
+    twice = ai_png[:8] + b"".join(chunks[:-1]) + store + chunks[-1]
+    assert sniff_c2pa(twice) == "image/png"
+    with capture_logs() as logs:
+        assert read(twice) == []
+    assert [entry["event"] for entry in logs] == ["c2pa manifest unreadable"]
+
+
+# --- time: no time-stamp offline, and certificates that expire ---
+
+
+def validation(data: bytes, anchors: str | None = None) -> tuple[str, dict[str, set[str]], dict[str, Any]]:
+    """c2pa's own view with the reader's offline context: state, codes by outcome, the active signature info."""
+    context = C2paReader(C2paSettings(), anchors).context
+    with c2pa.Reader("image/png", io.BytesIO(data), context=context) as reader:
+        state = reader.get_validation_state() or ""
+        results = (reader.get_validation_results() or {}).get("activeManifest", {})
+        store = json.loads(reader.json())
+    codes = {outcome: {entry["code"] for entry in results.get(outcome, [])} for outcome in ("success", "failure")}
+    return state, codes, store["manifests"][store["active_manifest"]].get("signature_info", {})
+
+
+def test_offline_signatures_carry_no_time_stamp(generator: Chain, ai_png: bytes) -> None:
+    """Signed with no TSA (offline), a manifest has no trusted time: c2pa reports no timeStamp.* status and no
+    signing time, and checks the certificate's validity at the time of reading (claimSignature.insideValidity)."""
+    for anchors in (None, generator.root_pem):
+        state, codes, signature = validation(ai_png, anchors)
+        assert state == ("Trusted" if anchors else "Valid")
+        assert not [code for outcome in codes.values() for code in outcome if code.startswith("timeStamp")]
+        assert "claimSignature.insideValidity" in codes["success"]
+        assert "time" not in signature and signature["common_name"] == "Generator Signer"
+
+
+@pytest.mark.parametrize(
+    "validity",
+    [(dt.timedelta(days=-60), dt.timedelta(days=-30)), (dt.timedelta(days=10), dt.timedelta(days=40))],
+    ids=["expired", "not-yet-valid"],
+)
+def test_c2pa_refuses_to_sign_outside_the_certificates_validity(validity: tuple[dt.timedelta, dt.timedelta]) -> None:
+    """So an expired or not-yet-valid signature never comes from this library: only from a certificate that
+    lapsed after signing (below), or from a signer whose clock was wrong (not reproducible offline)."""
+    chain = make_chain("Lapsed", leaf_validity=validity)
+    with pytest.raises(c2pa.C2paError, match="not valid at time of signing"):
+        sign(chain, image("PNG"), "image/png")
+
+
+@pytest.fixture(scope="module")
+def lapsed(editor: Chain) -> dict[str, Any]:
+    """A generator whose certificate lapses two seconds after it signs, read before and after; and an editor's
+    manifest (long-lived certificate, trusting that generator when it signed) over the generated image."""
+    chain = make_chain("Short-lived", leaf_validity=(dt.timedelta(days=-1), dt.timedelta(seconds=2)))
+    ai = sign(chain, image("PNG"), "image/png")
+    options = {**SIGNING_CONTEXT, "trust": {"trust_anchors": chain.root_pem}}
+    builder = c2pa.Builder({"claim_generator_info": [{"name": "Editor App"}]}, context=c2pa.Context.from_dict(options))
+    builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+    builder.add_ingredient({"title": "parent", "relationship": "parentOf"}, "image/png", io.BytesIO(ai))
+    builder.add_action({"action": "c2pa.color_adjustments"})
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, editor.pem, editor.key_pem, None))
+    out = io.BytesIO()
+    builder.sign(signer, "image/png", io.BytesIO(ai), out)
+    edited, anchors = out.getvalue(), chain.root_pem + editor.root_pem
+    before = {"ai": read(ai, anchors=anchors), "edited": read(edited, anchors=anchors), "state": validation(ai)[0]}
+    expires = x509.load_pem_x509_certificates(chain.pem)[0].not_valid_after_utc
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.2)
+    return {"ai": ai, "edited": edited, "anchors": anchors, "before": before}
+
+
+def test_a_signature_whose_certificate_has_expired_is_invalid(lapsed: dict[str, Any]) -> None:
+    """No time-stamp says it was signed in time, so c2pa judges the certificate now: expired, Invalid. The reader
+    reports the claim as not valid and not trusted, and it decides nothing."""
+    [before] = lapsed["before"]["ai"]
+    assert (before.valid, before.trusted) == (True, True)
+    for anchors in (None, lapsed["anchors"]):
+        state, codes, _ = validation(lapsed["ai"], anchors)
+        assert state == "Invalid" and "signingCredential.expired" in codes["failure"]
+        items = read(lapsed["ai"], anchors=anchors)
+        assert [(item.claim, item.valid, item.trusted) for item in items] == [("ai_generated", False, False)]
+        assert conclusive(items) == []
+
+
+def test_an_ingredient_whose_signer_expired_keeps_its_validity_and_loses_trust(lapsed: dict[str, Any]) -> None:
+    """Under a valid editor's manifest, c2pa re-checks the ingredient's signer: untrusted now (no "expired" code),
+    and the store is Valid, no longer Trusted. The ingredient's signature and hashes were checked by the editor
+    when it signed, and still match: the claim stays valid (it still decides), but is no longer trusted."""
+    [before] = lapsed["before"]["edited"]
+    assert "ingredient manifest" in before.detail and (before.valid, before.trusted) == (True, True)
+    [after] = read(lapsed["edited"], anchors=lapsed["anchors"])
+    assert (after.claim, after.valid, after.trusted) == ("ai_generated", True, False)
+    assert validation(lapsed["edited"], lapsed["anchors"])[0] == "Valid"

@@ -4,6 +4,8 @@ that must not count; and hostile bytes (XML attacks, compression bombs, fuzzed f
 from __future__ import annotations
 
 import ast
+import gc
+import hashlib
 import io
 import json
 import random
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from zoomguard.evidence import metadata as metadata_module
-from zoomguard.evidence.containers import find_spans, read_blobs
+from zoomguard.evidence.containers import XMP_EXTENSION_PREFIX, XMP_JPEG_PREFIX, find_spans, read_blobs
 from zoomguard.evidence.exif import decode_user_comment
 from zoomguard.evidence.metadata import read_metadata, sniff
 from zoomguard.evidence.settings import MetadataSettings
@@ -392,6 +394,182 @@ def test_broken_xml_is_no_evidence() -> None:
         assert all(log["event"] == "xmp packet refused" for log in logs)
 
 
+# ---------------------------------------------------------------- JPEG Extended XMP
+
+
+def extension_packet(body: str, padding: int = 100_000) -> bytes:
+    """An Extended XMP serialization as writers store it (x:xmpmeta, no xpacket wrapper), with a padding
+    property that makes it span several APP1 segments."""
+    pad = f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{"x" * padding}</rdf:li></rdf:Alt></dc:description>'
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{IPTC_NS}" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"{body}{pad if padding else ''}</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+
+
+AI_EXTENSION = extension_packet(
+    f"<Iptc4xmpExt:DigitalSourceType>{IRI}trainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>"
+)
+
+
+def guid_of(packet: bytes) -> str:
+    """What writers use as the GUID: the MD5 of the extension, 32 uppercase hex digits."""
+    return hashlib.md5(packet).hexdigest().upper()
+
+
+def app1(payload: bytes) -> bytes:
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def portion(guid: str, total: int, offset: int, data: bytes) -> bytes:
+    return app1(XMP_EXTENSION_PREFIX + guid.encode() + struct.pack(">II", total, offset) + data)
+
+
+def extension_segments(packet: bytes = AI_EXTENSION, size: int = 65400, guid: str | None = None) -> list[bytes]:
+    """The packet cut into portions of `size` bytes (65,400 is the most a segment holds after its header; the
+    layout is the one ExifTool 12.57 writes, checked against it by hand)."""
+    guid = guid or guid_of(packet)
+    return [portion(guid, len(packet), at, packet[at : at + size]) for at in range(0, len(packet), size)]
+
+
+def standard_packet(guid: str, extra: str = "") -> bytes:
+    """The standard packet: names the extension, says who saved the file, declares no source type itself."""
+    note = 'xmlns:xmpNote="http://ns.adobe.com/xmp/note/"'
+    return xmp(f'{note} xmpNote:HasExtendedXMP="{guid}" xmp:CreatorTool="Photo Editor 3" {extra}>')
+
+
+def extended_xmp_jpeg(segments: list[bytes] | None = None, standard: bytes | None = None) -> bytes:
+    """A JPEG whose only source type is in its Extended XMP (by default: trainedAlgorithmicMedia)."""
+    segments = extension_segments() if segments is None else segments
+    standard = standard_packet(guid_of(AI_EXTENSION)) if standard is None else standard
+    plain = encode("JPEG")
+    return plain[:2] + app1(XMP_JPEG_PREFIX + standard) + b"".join(segments) + plain[2:]
+
+
+EXTENDED_AI = [("xmp", "ai_generated", "Photo Editor 3")]
+
+
+def test_a_source_type_in_the_extended_xmp_is_read() -> None:
+    data = extended_xmp_jpeg()
+    spans = find_spans(data, SETTINGS.max_chunks)
+    assert [span.kind for span in spans] == ["xmp", "xmp_ext", "xmp_ext"]
+    assert b"DigitalSourceType" not in data[spans[0].start : spans[0].end]  # only the extension declares it
+    assert sniff(data, SETTINGS)
+    assert claims(data) == EXTENDED_AI  # named by the standard packet's CreatorTool: one logical packet
+    assert read_blobs(data, spans, SETTINGS).extended_xmp == ((guid_of(AI_EXTENSION), AI_EXTENSION),)
+
+
+def test_portions_out_of_order_and_a_marker_cut_between_two() -> None:
+    assert claims(extended_xmp_jpeg(extension_segments()[::-1])) == EXTENDED_AI
+    packet = extension_packet(f'<Iptc4xmpExt:DigitalSourceType rdf:resource="{IRI}trainedAlgorithmicMedia"/>')
+    cut = packet.find(b"DigitalSourceType") + 6  # the first portion ends inside the property's only mention
+    segments = extension_segments(packet, size=cut)
+    assert all(b"DigitalSourceType" not in segment for segment in segments)
+    data = extended_xmp_jpeg(segments, standard_packet(guid_of(packet)))
+    assert sniff(data, SETTINGS) and claims(data) == EXTENDED_AI
+
+
+def test_both_packets_count() -> None:
+    standard = standard_packet(guid_of(AI_EXTENSION), f'Iptc4xmpExt:DigitalSourceType="{IRI}digitalCapture"')
+    assert sorted(claim for _, claim, _ in claims(extended_xmp_jpeg(standard=standard))) == ["ai_generated", "real"]
+
+
+def shifted(index: int, delta: int) -> list[bytes]:
+    """The portions with the offset of portion `index` moved by `delta`."""
+    guid, size = guid_of(AI_EXTENSION), 65400
+    return [
+        portion(guid, len(AI_EXTENSION), at + (delta if at // size == index else 0), AI_EXTENSION[at : at + size])
+        for at in range(0, len(AI_EXTENSION), size)
+    ]
+
+
+GUID = guid_of(AI_EXTENSION)
+TOTAL = len(AI_EXTENSION)
+HEAD, TAIL = AI_EXTENSION[:65400], AI_EXTENSION[65400:]
+
+
+@pytest.mark.parametrize(
+    ("segments", "standard"),
+    [
+        (extension_segments(guid=guid_of(b"another")), None),  # the standard packet names another GUID
+        (None, xmp('xmp:CreatorTool="Photo Editor 3">')),  # no HasExtendedXMP at all
+        (None, xmp(f'xmp:CreatorTool="Photo Editor 3" xmp:Label="{GUID}">')),  # the GUID, but not as HasExtendedXMP
+        (shifted(1, -10), None),  # overlapping portions
+        (shifted(1, +10), None),  # a gap
+        (shifted(1, 0xFFFF0000), None),  # an offset far past the end
+        (extension_segments()[:1] + extension_segments(), None),  # a portion repeated
+        (extension_segments()[:1], None),  # the last portion missing
+        ([portion(GUID, TOTAL, 0, HEAD), portion(GUID, TOTAL + 1, 65400, TAIL)], None),  # lengths disagree
+        ([portion(GUID, 0xFFFFFFFF, 0, HEAD), portion(GUID, 0xFFFFFFFF, 65400, TAIL)], None),  # 4 GB declared
+        ([portion(GUID, TOTAL, 0, HEAD), portion(GUID, TOTAL, 65400, b""), portion(GUID, TOTAL, 65400, TAIL)], None),
+        ([segment.replace(GUID.encode(), GUID[:-1].encode() + b"G") for segment in extension_segments()], None),
+        ([app1(XMP_EXTENSION_PREFIX + GUID.encode() + b"\x00\x01")], None),  # a header cut short
+    ],
+    ids=[
+        "wrong-guid",
+        "not-named",
+        "named-elsewhere",
+        "overlap",
+        "gap",
+        "offset-past-end",
+        "repeated",
+        "missing-last",
+        "lengths-disagree",
+        "huge-length",
+        "empty-portion",
+        "not-hex-guid",
+        "short-header",
+    ],
+)
+def test_hostile_extended_xmp_is_ignored_whole(segments: list[bytes] | None, standard: bytes | None) -> None:
+    data = extended_xmp_jpeg(segments, standard)
+    gc.collect()
+    tracemalloc.start()
+    with capture_logs() as logs:
+        assert read_metadata(data, SETTINGS) == []
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2 * len(data) + (1 << 20)  # nothing allocated for what a header declares
+    assert {log["event"] for log in logs} <= {"metadata over limits or malformed, skipped"}
+
+
+def test_extended_xmp_limits() -> None:
+    """The extension must fit max_xmp_bytes and what the standard packet and texts left of max_text_bytes."""
+    big = extension_packet(
+        f"<Iptc4xmpExt:DigitalSourceType>{IRI}trainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>",
+        padding=1_200_000,
+    )
+    data = extended_xmp_jpeg(extension_segments(big), standard_packet(guid_of(big)))
+    assert claims(data) == []
+    roomy = MetadataSettings(max_xmp_bytes=2 << 20, max_text_bytes=4 << 20)
+    assert [claim for _, claim, _ in claims_with(data, roomy)] == ["ai_generated"]
+    tight = MetadataSettings(max_xmp_bytes=2 << 20, max_text_bytes=len(big) + 100)  # the standard packet too
+    assert claims_with(data, tight) == []
+
+
+def test_a_few_segments_of_many_past_max_chunks_are_not_put_together() -> None:
+    segments = extension_segments(size=1000)  # 101 portions
+    data = extended_xmp_jpeg(segments)
+    assert claims(data) == EXTENDED_AI
+    assert claims_with(data, MetadataSettings(max_chunks=len(segments))) == []  # the last portion is not walked
+
+
+def test_an_extension_with_a_dtd_is_refused_and_the_standard_packet_still_counts() -> None:
+    extension = BILLION_LAUGHS.encode() + extension_packet(
+        "<Iptc4xmpExt:DigitalSourceType>&src;</Iptc4xmpExt:DigitalSourceType>"
+    )
+    standard = standard_packet(guid_of(extension), f'Iptc4xmpExt:DigitalSourceType="{IRI}digitalCapture"')
+    with capture_logs() as logs:
+        found = claims(extended_xmp_jpeg(extension_segments(extension), standard))
+    assert found == [("xmp", "real", "Photo Editor 3")]
+    assert [log["reason"] for log in logs if log["event"] == "xmp packet refused"] == ["DTDForbidden"]
+
+
+def claims_with(data: bytes, settings: MetadataSettings) -> list[tuple[str, str, str]]:
+    return [(item.kind, item.claim, item.source) for item in read_metadata(data, settings)]
+
+
 # ---------------------------------------------------------------- compression bombs and other limits
 
 
@@ -471,6 +649,34 @@ def test_chunk_floods_stop_at_max_chunks() -> None:
     assert read_metadata(jpeg, SETTINGS) == [] and time.perf_counter() - started < 0.5
 
 
+def padded_png(before: int, *chunks: bytes) -> bytes:
+    """The fixture PNG with `before` filler text chunks after IHDR, then `chunks`."""
+    return with_chunks(png_chunk(b"tEXt", b"Comment\x00filler") * before, *chunks)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_mark_past_max_chunks_is_not_read_and_nothing_fails(fmt: str) -> None:
+    """The walk stops after max_chunks chunks (IHDR and pixel chunks count; JPEG: segments, fill bytes too),
+    silently: what lies beyond is not read, there is no error and no log line. Documented in the setting."""
+    if fmt == "PNG":  # IHDR is chunk 1, the fillers 2..11, the infotext chunk 12
+        data = padded_png(10, png_chunk(b"tEXt", b"parameters\x00" + INFOTEXT.encode()))
+        at_limit, expected = 12, ai("generator_metadata", "A1111")
+    else:  # ten comment segments, then the XMP segment: the 11th
+        plain, packet = encode("JPEG"), source_type("trainedAlgorithmicMedia")
+        comments = (b"\xff\xfe" + struct.pack(">H", 7) + b"hello") * 10
+        data = plain[:2] + comments + app1(XMP_JPEG_PREFIX + packet) + plain[2:]
+        at_limit, expected = 11, ai("xmp", "XMP")
+    marks = {"xmp", "parameters"}
+    assert marks & {span.key or span.kind for span in find_spans(data, at_limit)}
+    assert claims_with(data, MetadataSettings(max_chunks=at_limit)) == expected
+    short = MetadataSettings(max_chunks=at_limit - 1)
+    with capture_logs() as logs:
+        assert not marks & {span.key or span.kind for span in find_spans(data, short.max_chunks)}
+        assert claims_with(data, short) == [] and not sniff(data, short)
+    assert logs == []
+    assert "the walk stops there" in (MetadataSettings.model_fields["max_chunks"].description or "")
+
+
 def test_malformed_lengths_and_bad_crcs() -> None:
     good = png_chunk(b"tEXt", b"parameters\x00" + INFOTEXT.encode())
     bad_crc = good[:-1] + bytes([good[-1] ^ 1])
@@ -507,6 +713,7 @@ def marked_fixtures() -> list[bytes]:
         ),
         encode("JPEG", exif=exif("Fooocus v2", b"UNICODE\x00" + INFOTEXT.encode("utf-16-be"))),
         encode("WEBP", exif=exif("NovelAI", b"ASCII\x00\x00\x00" + INFOTEXT.encode())),
+        extended_xmp_jpeg(extension_segments(size=20_000)),
     ]
 
 

@@ -5,6 +5,13 @@ camera that signs declares `digitalCapture`; read before any pixel, such a decla
 can cite. Reading is offline (no remote manifest, no OCSP) and bounded; hostile bytes give no evidence, never an
 exception. The claim a reviewer sees is the IPTC digital source type of an action, in the active manifest or in
 any ingredient's manifest (an AI image edited and re-signed declares its AI source only in the ingredient).
+
+Time: signing offline means no time-stamp authority, so a manifest proves no signing time, and c2pa checks the
+signing certificate's validity at the time of reading (it reports no `timeStamp.*` status then). A certificate
+that has expired since makes the manifest Invalid (`signingCredential.expired`): not valid, not trusted, no
+decision. c2pa refuses to sign outside a certificate's validity, so a not-yet-valid one only comes from a wrong
+clock. For an ingredient, c2pa re-checks only the signer's trust: one that lapsed is reported untrusted (its
+editor validated it when signing), so the claim stays valid but is no longer trusted.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Why: most uploads carry none, and the sniff (microseconds) spares them the nativ
 where each format keeps the store, as c2pa-rs writes it, and checks that a JUMBF box labelled `c2pa` (the
 manifest store's description box) starts there:
 - JPEG: an APP11 segment (0xFFEB, "JP" header) before the first scan;
-- PNG: a `caBX` chunk before the first IDAT (c2pa-rs writes it right after IHDR; one placed after the image
-  data is not seen);
+- PNG: a `caBX` chunk anywhere before IEND. c2pa-rs writes it right after IHDR, but it reads one wherever it
+  lies, and the C2PA specification only recommends placing it before the image data (other writers append it
+  before IEND), so the walk goes on past IDAT, for at most _MAX_PNG_CHUNKS chunks;
 - WebP: a top-level RIFF `C2PA` chunk;
 - AVIF / HEIF / HEIC: a top-level `uuid` box with the C2PA UUID and purpose "manifest";
 - TIFF (classic, DNG included): tag 52545 in the first IFD.
@@ -22,6 +23,10 @@ _STORE_UUID = b"c2pa\x00\x11\x00\x10\x80\x00\x00\xaa\x00\x38\x9b\x71"
 _BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 _TIFF_TAG = 52545
 _MAX_STEPS = 1024  # segments, chunks or boxes walked: bounds hostile files made of tiny headers
+# PNG chunks walked: the store may follow the image data, which can be thousands of IDAT chunks (a 50 MB PNG in
+# libpng's 8 kB chunks has ~6,400). Each step reads one header: ~1 us, so ~15 ms for a hostile file of 16,384
+# empty chunks (196 kB), and well under a millisecond for ordinary files.
+_MAX_PNG_CHUNKS = 16384
 _BMFF_BRANDS = {b"avif": "image/avif", b"avis": "image/avif", b"heic": "image/heic", b"heix": "image/heic"}
 
 
@@ -76,13 +81,13 @@ def _jpeg(data: bytes) -> bool:
 
 def _png(data: bytes) -> bool:
     at = 8
-    for _ in range(_MAX_STEPS):
+    for _ in range(_MAX_PNG_CHUNKS):
         if len(data) < at + 8:
             return False
         length, kind = struct.unpack_from(">I4s", data, at)
         if kind == b"caBX" and is_store(data, at + 8):
             return True
-        if kind in (b"IDAT", b"IEND"):
+        if kind == b"IEND":
             return False
         at += 12 + length
     return False

@@ -9,6 +9,15 @@ ends the walk, a chunk with a bad CRC is skipped, and compressed text is inflate
 
 The walk is split in two so the sniff stays cheap: `find_spans` only reads chunk headers (no copy, no inflate;
 microseconds for a JPEG, whose metadata all precedes the first scan), `read_blobs` copies and inflates the spans.
+
+JPEG Extended XMP (XMP specification part 3, 1.1.3.1) is read: an APP1 segment holds at most 64 kB, so a writer
+with more XMP keeps a standard packet naming a GUID (`xmpNote:HasExtendedXMP`) and splits the rest over APP1
+segments headed `http://ns.adobe.com/xmp/extension/`, GUID, full length and offset. Which properties move there
+is the writer's choice, so a DigitalSourceType can be in the extension. It is put together only for a GUID the
+standard packet holds, only when its portions tile the declared length exactly (no gap, no overlap, nothing
+past the end) and that length fits the XMP cap and what is left of the text budget; anything else drops it whole.
+The GUID is not checked against the MD5 of the content: it links the parts, and a mismatch would only say the
+writer is wrong, which attacker-written bytes may be anyway.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ from typing import Literal
 
 from zoomguard.evidence.settings import MetadataSettings
 
-BlobKind = Literal["xmp", "exif", "text"]
+BlobKind = Literal["xmp", "xmp_ext", "exif", "text"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_JPEG_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION_PREFIX = b"http://ns.adobe.com/xmp/extension/\x00"
+_EXTENSION_HEADER = 40  # GUID (32 hex digits), full length and offset of this portion (big-endian uint32 each)
+_HEX_DIGITS = frozenset(b"0123456789ABCDEFabcdef")
 EXIF_PREFIX = b"Exif\x00\x00"
 XMP_PNG_KEYWORD = "XML:com.adobe.xmp"
 _PNG_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
@@ -32,7 +44,9 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Where one metadata blob lies in the file: payload offsets, and for PNG text its chunk type and keyword."""
+    """Where one metadata blob lies in the file: payload offsets, and for PNG text its chunk type and keyword; for
+    a JPEG Extended XMP portion (`xmp_ext`) the key is the GUID, and the 8 bytes before `start` are its full
+    length and offset."""
 
     kind: BlobKind
     start: int
@@ -49,6 +63,7 @@ class Blobs:
     exif: tuple[bytes, ...] = ()
     texts: tuple[tuple[str, str], ...] = ()
     dropped: int = 0
+    extended_xmp: tuple[tuple[str, bytes], ...] = ()  # (GUID, the whole extension packet) for JPEG Extended XMP
 
     def text(self, key: str) -> str | None:
         """The first PNG text chunk with this keyword."""
@@ -89,8 +104,20 @@ def _jpeg_spans(data: bytes, max_chunks: int) -> list[Span]:
                 spans.append(Span("xmp", start + len(XMP_JPEG_PREFIX), end))
             elif data.startswith(EXIF_PREFIX, start, end):
                 spans.append(Span("exif", start + len(EXIF_PREFIX), end))
+            elif data.startswith(XMP_EXTENSION_PREFIX, start, end):
+                span = _extension_span(data, start + len(XMP_EXTENSION_PREFIX), end)
+                if span is not None:
+                    spans.append(span)
         pos = end
     return spans
+
+
+def _extension_span(data: bytes, header: int, end: int) -> Span | None:
+    """An Extended XMP portion whose header is whole and whose GUID is 32 hex digits (else not one)."""
+    guid = data[header : header + 32]
+    if end - header < _EXTENSION_HEADER or len(guid) != 32 or not _HEX_DIGITS.issuperset(guid):
+        return None
+    return Span("xmp_ext", header + _EXTENSION_HEADER, end, key=guid.decode("ascii"))
 
 
 def _png_spans(data: bytes, max_chunks: int) -> list[Span]:
@@ -149,12 +176,17 @@ def _webp_spans(data: bytes, max_chunks: int) -> list[Span]:
 
 def read_blobs(data: bytes, spans: list[Span], settings: MetadataSettings) -> Blobs:
     """Copy (and inflate) the spans in file order while they fit in `max_text_bytes`; an XMP packet also has to
-    fit in `max_xmp_bytes`. What does not fit, or does not inflate cleanly, is dropped whole."""
+    fit in `max_xmp_bytes`. What does not fit, or does not inflate cleanly, is dropped whole. Extended XMP comes
+    last, from what is left: it only adds to a standard packet."""
     xmp: list[bytes] = []
     exif: list[bytes] = []
     texts: list[tuple[str, str]] = []
+    portions: dict[str, list[Span]] = {}
     left, dropped = settings.max_text_bytes, 0
     for span in spans:
+        if span.kind == "xmp_ext":
+            portions.setdefault(span.key, []).append(span)
+            continue
         cap = min(left, settings.max_xmp_bytes) if span.kind == "xmp" else left
         payload = _payload(data, span, cap)
         if payload is None:
@@ -168,7 +200,36 @@ def read_blobs(data: bytes, spans: list[Span], settings: MetadataSettings) -> Bl
         else:
             encoding = "utf-8" if span.chunk == b"iTXt" else "latin-1"
             texts.append((span.key, payload.decode(encoding, "replace")))
-    return Blobs(tuple(xmp), tuple(exif), tuple(texts), dropped)
+    extended: list[tuple[str, bytes]] = []
+    for guid, parts in portions.items():
+        named = any(guid.encode() in packet for packet in xmp)  # xmp.read_xmp then checks it is HasExtendedXMP
+        packet = _extension(data, parts, min(left, settings.max_xmp_bytes)) if named else None
+        if packet is None:
+            dropped += 1
+            continue
+        left -= len(packet)
+        extended.append((guid, packet))
+    return Blobs(tuple(xmp), tuple(exif), tuple(texts), dropped, tuple(extended))
+
+
+def _extension(data: bytes, parts: list[Span], cap: int) -> bytes | None:
+    """The Extended XMP packet of one GUID: the portions sorted by offset must agree on the full length, which
+    must fit in `cap`, and cover it exactly; checked on the headers before anything is copied."""
+    lengths = {struct.unpack_from(">I", data, span.start - 8)[0] for span in parts}
+    if len(lengths) != 1:
+        return None
+    (total,) = lengths
+    if not 0 < total <= cap:
+        return None
+    placed = sorted((struct.unpack_from(">I", data, span.start - 4)[0], span.start, span.end) for span in parts)
+    covered = 0
+    for offset, start, end in placed:
+        if offset != covered or start == end:  # a gap, an overlap (a repeated offset too) or an empty portion
+            return None
+        covered += end - start
+    if covered != total:
+        return None
+    return b"".join(data[start:end] for _, start, end in placed)
 
 
 def _payload(data: bytes, span: Span, cap: int) -> bytes | None:

@@ -21,6 +21,8 @@ SIGNING_CONTEXT = {
     "builder": {"thumbnail": {"enabled": False}},
 }
 
+VALIDITY = (dt.timedelta(days=-1), dt.timedelta(days=30))  # notBefore, notAfter of each certificate, from now
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -32,7 +34,13 @@ class Chain:
     name: str
 
 
-def make_chain(name: str, ocsp_url: str | None = None) -> Chain:
+def make_chain(
+    name: str,
+    ocsp_url: str | None = None,
+    leaf_validity: tuple[dt.timedelta, dt.timedelta] = VALIDITY,
+) -> Chain:
+    """`leaf_validity`: the signer's notBefore and notAfter, from now. c2pa refuses to sign outside them, so a
+    signature whose certificate has expired is made with a short-lived leaf and read after it lapses."""
     now = dt.datetime.now(dt.UTC)
 
     def subject(cn: str) -> x509.Name:
@@ -43,15 +51,20 @@ def make_chain(name: str, ocsp_url: str | None = None) -> Chain:
     def usage(*, sign: bool, ca: bool) -> x509.KeyUsage:
         return x509.KeyUsage(sign, False, False, False, False, ca, ca, False, False)
 
-    def builder(name: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+    def builder(
+        name: x509.Name,
+        issuer: x509.Name,
+        key: ec.EllipticCurvePrivateKey,
+        validity: tuple[dt.timedelta, dt.timedelta] = VALIDITY,
+    ) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(issuer)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .not_valid_before(now + validity[0])
+            .not_valid_after(now + validity[1])
         )
 
     root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -63,7 +76,7 @@ def make_chain(name: str, ocsp_url: str | None = None) -> Chain:
         .sign(root_key, hashes.SHA256())
     )
     leaf = (
-        builder(subject(f"{name} Signer"), root.subject, leaf_key)
+        builder(subject(f"{name} Signer"), root.subject, leaf_key, leaf_validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage(sign=True, ca=False), critical=True)
         .add_extension(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from itertools import pairwise
 from typing import TypeVar
 
 import structlog
@@ -26,10 +27,26 @@ T = TypeVar("T")
 def sniff(data: bytes, settings: MetadataSettings) -> bool:
     """Whether the readers could find anything: microseconds, no copy, no inflate."""
     try:
-        return any(_worth_reading(data, span) for span in find_spans(data, settings.max_chunks))
+        return _any_worth_reading(data, find_spans(data, settings.max_chunks))
     except Exception as exc:  # a walker bug must not fail the message; the readers then get their chance
         log.warning("metadata sniff failed", error=repr(exc)[:200])
         return True
+
+
+def _any_worth_reading(data: bytes, spans: list[Span]) -> bool:
+    return any(_worth_reading(data, span) for span in spans) or _marker_across_portions(data, spans)
+
+
+def _marker_across_portions(data: bytes, spans: list[Span]) -> bool:
+    """A marker cut in two where one Extended XMP portion ends and the next begins (writers emit them in order,
+    and a portion is cut at a byte count, not between properties)."""
+    width = max(map(len, xmp.SNIFF_MARKERS)) - 1
+    portions = [span for span in spans if span.kind == "xmp_ext"]
+    for before, after in pairwise(portions):
+        seam = data[max(before.start, before.end - width) : before.end] + data[after.start : after.start + width]
+        if any(marker in seam for marker in xmp.SNIFF_MARKERS):
+            return True
+    return False
 
 
 def _worth_reading(data: bytes, span: Span) -> bool:
@@ -37,7 +54,7 @@ def _worth_reading(data: bytes, span: Span) -> bool:
         return span.key in generators.TEXT_KEYS
     if span.chunk == b"zTXt" or (span.chunk == b"iTXt" and data[span.start] != 0):  # compressed: let it look
         return True
-    markers = xmp.SNIFF_MARKERS if span.kind == "xmp" else generators.SNIFF_MARKERS
+    markers = xmp.SNIFF_MARKERS if span.kind in ("xmp", "xmp_ext") else generators.SNIFF_MARKERS
     return any(data.find(marker, span.start, span.end) >= 0 for marker in markers)
 
 
@@ -46,14 +63,16 @@ def read_metadata(data: bytes, settings: MetadataSettings) -> list[EvidenceItem]
     if not settings.enabled:
         return []
     spans: list[Span] = _guarded("containers", partial(find_spans, data, settings.max_chunks), [])
-    if not any(_worth_reading(data, span) for span in spans):
+    if not _any_worth_reading(data, spans):
         return []
     blobs = _guarded("containers", partial(read_blobs, data, spans, settings), Blobs())
     if blobs.dropped:
         log.warning("metadata over limits or malformed, skipped", blobs=blobs.dropped)
     found: list[EvidenceItem] = []
+    extensions = dict(blobs.extended_xmp)
     for packet in blobs.xmp:
-        found.extend(_guarded("xmp", partial(xmp.read_xmp, packet), []))
+        read = partial(xmp.read_xmp, packet, extensions) if extensions else partial(xmp.read_xmp, packet)
+        found.extend(_guarded("xmp", read, []))
     found.extend(_guarded("generators", partial(generators.read_generators, blobs), []))
     return list(dict.fromkeys(found))
 
