@@ -40,7 +40,9 @@ STEP = 36  # the package's default scale for U
 BLOCK = 4  # blocks of BLOCK x BLOCK approximation coefficients: 8 x 8 pixels
 HAAR = 0.7071067811865476  # PyWavelets' Haar filter taps, 1/sqrt(2) as a float
 MIN_PIXELS = 256 * 256  # the package refuses to mark (or read) smaller images: nothing to find there
-STRIP_PIXELS = 1 << 20  # pixels per strip: bounds the float copies on a 40 MP image, and stays in cache
+# Pixels per strip: a strip's float temporaries (about 1 MB) stay in cache and are reused by malloc, where 1 MP
+# strips were mapped afresh on every read and the page faults doubled the cost; also bounds memory at 40 MP.
+STRIP_PIXELS = 1 << 17
 
 
 @dataclass(frozen=True)
