@@ -10,7 +10,7 @@ blocks' mean, times 255, exceeds 127. No DCT is applied, whatever the name says.
 
 Every block is read whatever the message length, so the SDXL (48 bits) and SD v1 (136 bits) readings share all
 the work but the last tally. The package's decoder loops over blocks in Python (~150 ms per megapixel) and
-imports torch; this one does the same arithmetic over all blocks at once, in strips, in a few ms per megapixel.
+imports torch; this one does the same arithmetic over all blocks at once, in strips, in under 10 ms per megapixel.
 
 Bit for bit: an approximation coefficient is a sum of four integers times 1/2 up to rounding, so |v| mod 36 lands
 on 18 or a hair above it often, and the rounding decides the block. The Haar step therefore does the operations
@@ -62,7 +62,7 @@ SDXL = Scheme(
     "Stable Diffusion XL invisible watermark",
     tuple(int(bit) for bit in f"{0b101100111110110010010000011110111011000110011110:048b}"),
 )
-# CompVis' SD v1 scripts (txt2img, img2img): the bytes "StableDiffusionV1", 136 bits. Stability's SD v2
+# CompVis' SD v1 sampling scripts: the bytes "StableDiffusionV1", 136 bits. Stability's SD v2
 # scripts write "SDV2" instead (32 bits), which is not read here.
 SDV1 = Scheme(
     "sdv1",
