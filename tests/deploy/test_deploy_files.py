@@ -213,18 +213,19 @@ def _setting_env_names() -> frozenset[str]:
     )
 
 
-def _topics() -> dict[str, dict[str, int]]:
-    """The TOPICS table of the topic Job: name -> partitions, retention_ms, max_message_bytes."""
+def _topics() -> dict[str, dict[str, Any]]:
+    """The TOPICS table of the topic Job: name -> partitions, retention_ms, max_message_bytes, cleanup_policy."""
     container = _object("Job", "zoomguard-topics")["spec"]["template"]["spec"]["containers"][0]
     table = _container_env(container)["TOPICS"]
     out = {}
     for line in table.splitlines():
         if line.strip():
-            name, partitions, retention_ms, max_bytes = line.split()
+            name, partitions, retention_ms, max_bytes, policy = line.split()
             out[name] = {
                 "partitions": int(partitions),
                 "retention_ms": int(retention_ms),
                 "max_message_bytes": int(max_bytes),
+                "cleanup_policy": policy,
             }
     return out
 
@@ -716,7 +717,13 @@ def test_topics_cover_every_configured_topic() -> None:
     topics = _topics()
     settings = _settings_for(_object("Deployment", "zoomguard-worker-gpu")["spec"]["template"]["spec"]["containers"][0])
     configured = {settings.topics.input, settings.topics.verdicts, settings.topics.review, settings.topics.dead_letter}
-    assert configured | {"images.review.decisions", "models.updates"} == topics.keys()
+    assert configured | {"images.review.decisions", "models.updates", settings.topics.known} == topics.keys()
+    # the bank is a table: compacted (latest per entry id), never expired; every other topic is a log
+    assert (
+        topics[settings.topics.known]["cleanup_policy"] == "compact"
+        and topics[settings.topics.known]["retention_ms"] == -1
+    )
+    assert {t["cleanup_policy"] for name, t in topics.items() if name != settings.topics.known} == {"delete"}
     assert all(t["partitions"] >= 1 for t in topics.values())
     dlq = topics[settings.topics.dead_letter]
     assert dlq["retention_ms"] >= 30 * DAY_MS, "dead letters must outlive an investigation"
@@ -761,6 +768,10 @@ def test_topics_job_script_creates_and_configures_every_topic(tmp_path: Path) ->
         assert f"--replication-factor {env['REPLICATION_FACTOR']}" in create[0]
         alter = [c for c in calls if c.startswith("kafka-configs.sh") and f"--entity-name {name} " in c]
         assert len(alter) == 1 and f"max.message.bytes={topic['max_message_bytes']}" in alter[0]
+        assert (
+            f"cleanup.policy={topic['cleanup_policy']}" in create[0]
+            and f"cleanup.policy={topic['cleanup_policy']}" in alter[0]
+        )
     for call in calls:
         assert f"--bootstrap-server {env['ZOOMGUARD_KAFKA__BOOTSTRAP_SERVERS']} " in call
     props = (tmp_path / "client.properties").read_text()

@@ -10,15 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PIL import Image
 from tqdm import tqdm
 
+from zoomguard.app.bank import ensure_bank_topic, publish_entries
 from zoomguard.app.config import Settings, load_settings
 from zoomguard.commands.common import Command, quiet_engine_logs
 from zoomguard.commands.demo_report import gallery_html, report_text
@@ -27,9 +31,12 @@ from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SE
 from zoomguard.kafka.clients import ensure_topics, make_producer
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.reading import read_to_end
+from zoomguard.known.bank import BankEntry, review_entry_id
+from zoomguard.known.hashing import pdq_of_bytes
 from zoomguard.media.images import decode_image
 from zoomguard.samples import (
     LocalImageServer,
+    encode,
     image_event_json,
     make_image,
     make_samples,
@@ -69,6 +76,31 @@ COMMAND = Command("demo", "embedded broker + tiny model + sample images: the who
 class DemoEvents:
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     images: dict[str, bytes] = field(default_factory=dict)  # event_id -> image bytes (for the gallery)
+    bank: list[BankEntry] = field(default_factory=list)  # decided before the demo: the known-content bank
+
+
+def viral_image() -> Image.Image:
+    """A scene with coarse colour texture, as photos have (a flat generated scene hashes with PDQ quality < 50)."""
+    scene = make_image(906, (640, 480))
+    texture = [Image.effect_noise((80, 60), 60) for _ in range(3)]
+    return Image.blend(scene, Image.merge("RGB", texture).resize(scene.size, Image.Resampling.BICUBIC), 0.4)
+
+
+def known_copy(original: Image.Image) -> tuple[BankEntry, bytes]:
+    """A reviewer's earlier decision on `original`, and the copy another app made of it (smaller, JPEG q80)."""
+    entry = BankEntry(
+        entry_id=review_entry_id("demo-viral-original"),
+        pdq=pdq_of_bytes(encode(original, "PNG")).hex,
+        quality=100,
+        label="ai_generated",
+        source="review",
+        decided_by="demo-reviewer",
+        decided_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        event_id="demo-viral-original",
+    )
+    buffer = io.BytesIO()
+    original.resize((original.width * 3 // 4, original.height * 3 // 4)).save(buffer, "JPEG", quality=80)
+    return entry, buffer.getvalue()
 
 
 def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEvents:
@@ -87,6 +119,11 @@ def build_events(server: LocalImageServer, inline: int, by_url: int) -> DemoEven
     for event_id, data in marked_samples().items():
         events.images[event_id] = data
         events.records.append(_event(event_id, {"data_b64": base64.b64encode(data).decode()}))
+    # a re-encoded, resized copy of an image a reviewer already decided: decided by the known-content bank
+    entry, copy = known_copy(viral_image())
+    events.bank.append(entry)
+    events.images["demo-viral-copy"] = copy
+    events.records.append(_event("demo-viral-copy", {"data_b64": base64.b64encode(copy).decode()}))
     # a repost of the first image: served from the verdict cache
     events.images["demo-repost"] = samples[0].data
     events.records.append(_event("demo-repost", {"data_b64": base64.b64encode(samples[0].data).decode()}))
@@ -105,7 +142,6 @@ def marked_samples() -> dict[str, bytes]:
     """Event id -> an upload carrying a mark the evidence stage reads (one per kind the demo can make)."""
     from zoomguard.evidence.demo_credentials import make_chain, sign
     from zoomguard.evidence.demo_watermark import embed_watermark
-    from zoomguard.samples import encode
 
     signer = make_chain("zoomguard demo generator")  # a throw-away chain: valid signature, trusted by nobody
     return {
@@ -153,6 +189,8 @@ async def _run(settings: Settings, events: DemoEvents, out_dir: Path) -> int:
 
     topics = settings.topics
     ensure_topics(settings.kafka, [topics.input, topics.verdicts, topics.review, topics.dead_letter])
+    ensure_bank_topic(settings.kafka, topics.known)
+    publish_entries(settings.kafka, topics.known, events.bank, timeout_s=30)
     producer = make_producer(settings.kafka)
     for key, value in events.records:
         producer.send(topics.input, key=key, value=value)

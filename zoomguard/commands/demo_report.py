@@ -14,13 +14,13 @@ def report_text(outputs: Records) -> str:
     verdicts, reviews, dead = outputs.values()
     lines = [f"\nVERDICTS ({len(verdicts)})"]
     lines.append(
-        f"  {'event_id':<14} {'decision':<13} {'by':<8} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache"
+        f"  {'event_id':<16} {'decision':<13} {'by':<13} {'p_ai':>6} {'regions':>7} {'crops':>5} {'review':<10} cache"
     )
     reasons = {r["event_id"]: r["reason"] for r in reviews}
     for v in sorted(verdicts, key=lambda v: v["event_id"]):
         p_ai = "-" if v["p_ai"] is None else f"{v['p_ai']:.3f}"
         lines.append(
-            f"  {v['event_id']:<14} {v['decision']:<13} {v.get('decision_source', 'model'):<8} {p_ai:>6} "
+            f"  {v['event_id']:<16} {v['decision']:<13} {v.get('decision_source', 'model'):<13} {p_ai:>6} "
             f"{len(v['regions']):>7} {v['crops']:>5} "
             f"{reasons.get(v['event_id'], '-'):<10} {'hit' if v['cache_hit'] else '-'}"
         )
@@ -28,10 +28,10 @@ def report_text(outputs: Records) -> str:
         f"\nREVIEW REQUESTS ({len(reviews)}): " + ", ".join(f"{r['event_id']} ({r['reason']})" for r in reviews)
     )
     marked = [v for v in verdicts if v.get("evidence")]
-    lines.append(f"\nEVIDENCE IN THE UPLOADS' BYTES ({len(marked)})")
+    lines.append(f"\nEVIDENCE: MARKS IN THE UPLOADS, KNOWN CONTENT ({len(marked)})")
     for v in sorted(marked, key=lambda v: v["event_id"]):
         for item in v["evidence"]:
-            lines.append(f"  {v['event_id']:<14} {item['kind']:<18} {item['claim']:<13} {item['source'][:40]}")
+            lines.append(f"  {v['event_id']:<16} {item['kind']:<18} {item['claim']:<13} {item['source'][:40]}")
     lines.append(f"\nDEAD LETTERS ({len(dead)})")
     for d in dead:
         who = d["event_id"] or "(unreadable)"

@@ -87,7 +87,9 @@ class WatermarkSettings(BaseModel):
 class EvidenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = Field(True, description="read C2PA, XMP and generator metadata on every upload before the model")
+    enabled: bool = Field(
+        True, description="read C2PA, XMP, generator metadata and invisible watermarks on every upload before the model"
+    )
     decides: bool = Field(
         True, description="a valid AI claim decides ai_generated; false: evidence is reported, the model decides"
     )
