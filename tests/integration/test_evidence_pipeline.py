@@ -3,7 +3,10 @@ bytes without a model call; unmarked ones still go to the model; Label Studio ta
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import pytest
 
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread, RecordingEngine, tiny_settings
@@ -43,3 +46,36 @@ def test_marked_uploads_skip_the_model(
     reviews = {r["event_id"]: r for r in read_json(broker.bootstrap, kafka["topics"]["review"])}  # audit_rate 1
     task = reviews["mark-c2pa"]["label_studio_task"]["data"]
     assert task["decision_source"] == "evidence" and task["evidence"].startswith("c2pa: ai_generated (valid)")
+
+
+def test_a_trusted_camera_lowers_the_prior_and_the_model_still_decides(
+    loop: LoopThread, broker: EmbeddedBroker, tiny_model: Path, inprocess_engine: Engine, tmp_path: Path
+) -> None:
+    import c2pa
+
+    from zoomguard.evidence.demo_credentials import make_chain, sign
+    from zoomguard.samples import encode, make_image
+
+    camera = make_chain("test camera maker")
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(camera.root_pem)
+    captured = sign(camera, encode(make_image(77, (320, 240)), "JPEG"), "image/jpeg",
+                    c2pa.C2paDigitalSourceType.DIGITAL_CAPTURE)  # fmt: skip
+    kafka = kafka_overrides(broker.bootstrap, "capture", 1)
+    settings = tiny_settings(
+        str(tiny_model), **kafka, worker={"audit_rate": 0.0, "max_in_flight": 2, "low_water": 1},
+        evidence={"c2pa": {"trust_anchors_pem": str(anchors)}, "trusted_capture_log_odds": -2.0},
+    )  # fmt: skip
+    produce(broker.bootstrap, kafka["topics"]["input"], [(b"camera", image_event("camera", inline(captured)))])
+    engine = RecordingEngine(inprocess_engine)
+    run_until_handled(loop, settings, engine, 1)  # type: ignore[arg-type]
+
+    [verdict] = read_json(broker.bootstrap, kafka["topics"]["verdicts"])
+    assert verdict["decision_source"] == "model" and len(engine.requests) >= 1  # never decided by the claim
+    [item] = verdict["evidence"]
+    assert (item["kind"], item["claim"], item["valid"], item["trusted"]) == ("c2pa", "real", True, True)
+    assert verdict["explanation"].startswith("A trusted capture signature")
+    raw, shifted = verdict["p_ai_raw"], verdict["p_ai"]
+    assert raw is not None and 0 < raw < 1  # the tiny model's own number, kept for calibration fits
+    odds = raw / (1 - raw) * math.exp(-2.0)
+    assert shifted == pytest.approx(odds / (1 + odds), abs=1e-5)
