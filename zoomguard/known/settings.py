@@ -46,16 +46,23 @@ class KnownContentSettings(BaseModel):
     run_model_anyway: bool = Field(
         False, description="when a match decides, still run the model for boxes and an explanation (GPU cost)"
     )
-    from_evidence: bool = Field(
-        False,
-        description="images decided by conclusive evidence enter the bank, so their stripped re-uploads are still "
-        "caught (off until measured)",
-    )
     catchup_s: float = Field(
         120.0,
         gt=0,
         description="how long a starting worker reads the bank before its first event (about 16 s per million "
         "entries); past it, the worker starts on what it has and goes on loading",
+    )
+    feed_group_id: str = Field(
+        "zoomguard-bank-feed", min_length=1, description="`bank feed`'s consumer group on topics.review_decisions"
+    )
+    join_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="`bank feed`: how long a decision waits for its event's verdict (and hash) to be read before "
+        "it is skipped and logged",
+    )
+    join_max_events: int = Field(
+        1_000_000, ge=1, description="`bank feed`: event hashes held for joining (the newest; ~200 B each)"
     )
     io_timeout_s: float = Field(
         120.0, gt=0, description="`bank import` waits this long for acknowledgements, `bank export` to read the topic"
