@@ -37,8 +37,8 @@ class KnownContentSettings(BaseModel):
         512,
         ge=64,
         le=4096,
-        description="the longest side an image is reduced to before hashing (JPEGs decode at a reduced scale): "
-        "hashing 12 MP at full size costs ~1 s, reduced ~30 ms",
+        description="the longest side an image is reduced to before hashing (the worker reduces the decode the "
+        "model uses; `bank feed` decodes JPEGs at a reduced scale): hashing 12 MP at full size costs ~1 s",
     )
     decides: bool = Field(
         True, description="a match decides the verdict with the bank entry's label; false: reported only"
