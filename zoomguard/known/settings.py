@@ -46,6 +46,12 @@ class KnownContentSettings(BaseModel):
     run_model_anyway: bool = Field(
         False, description="when a match decides, still run the model for boxes and an explanation (GPU cost)"
     )
+    from_evidence: bool = Field(
+        False,
+        description="images decided by conclusive evidence enter the bank (evidence:<event_id>), so their "
+        "re-uploads with the marks stripped are still caught; off until its false-match rate is measured on "
+        "production traffic",
+    )
     catchup_s: float = Field(
         120.0,
         gt=0,
