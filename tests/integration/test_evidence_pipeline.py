@@ -86,4 +86,4 @@ def test_with_from_evidence_a_stripped_copy_of_a_marked_upload_is_still_caught(
     copy = verdicts[event_id]
     assert copy["decision"] == "ai_generated" and copy["evidence"][-1]["source"] == "evidence:marked"
     [entry] = read_json(broker.bootstrap, kafka["topics"]["known"])
-    assert entry["source"] == "evidence" and entry["decided_by"] == "generator_metadata: Automatic1111"
+    assert entry["source"] == "evidence" and entry["decided_by"] == "generator_metadata: A1111"  # the reader names the tool so
