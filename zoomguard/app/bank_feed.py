@@ -25,7 +25,7 @@ from zoomguard.app.config import Settings
 from zoomguard.errors import BadInputError
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
 from zoomguard.kafka.follow import TopicFollower
-from zoomguard.kafka.unreadable import poll_readable
+from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable
 from zoomguard.known.bank import BankEntry, record_of
 from zoomguard.known.feed import Hashed, JoinTable, review_entry
 from zoomguard.known.hashing import pdq_of_bytes
@@ -61,7 +61,13 @@ async def feed_bank(
         await consumer.call(lambda c: c.subscribe([topics.review_decisions]))
         log.info("bank feed started", decisions=topics.review_decisions, bank=topics.known)
         while not stop.is_set():
-            batch = await consumer.call(lambda c: poll_readable(c, timeout_ms=500))
+            try:
+                batch = await consumer.call(lambda c: poll_readable(c, timeout_ms=500))
+            except UnreadableRecordsError as exc:  # a batch the client cannot decode: say so, never crash-loop
+                log.error("review decisions unreadable; retrying", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 5.0)
+                continue
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
