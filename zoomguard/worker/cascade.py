@@ -64,6 +64,11 @@ class Cascade:
         self._limits = limits
         self._tracer = tracer or trace.get_tracer("zoomguard")
 
+    def _look_up(self, bank: KnownBank, decoded: DecodedImage) -> tuple[PdqHash, Match | None]:
+        """Off the event loop: hashing takes milliseconds, and the index may rebuild its tables in a lookup."""
+        pdq = pdq_of_image(decoded.image, self._known.hash_size, dihedral=self._known.dihedral)
+        return pdq, bank.match(pdq)
+
     def _deciding(self, items: list[EvidenceItem]) -> list[EvidenceItem]:
         return conclusive(items) if self._settings.decides else []
 
@@ -103,10 +108,7 @@ class Cascade:
             if self._bank is not None:
                 mark = time.perf_counter()
                 with self._tracer.start_as_current_span("known_content") as span:
-                    pdq = await asyncio.to_thread(
-                        pdq_of_image, decoded.image, self._known.hash_size, dihedral=self._known.dihedral
-                    )
-                    match = self._bank.match(pdq)
+                    pdq, match = await asyncio.to_thread(self._look_up, self._bank, decoded)
                     span.set_attributes({"zoomguard.pdq_quality": pdq.quality, "zoomguard.known.match": bool(match)})
                 known_ms = (time.perf_counter() - mark) * 1000.0
                 image = image.model_copy(update={"pdq": pdq.hex, "pdq_quality": pdq.quality})
