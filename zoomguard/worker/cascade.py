@@ -108,10 +108,11 @@ class Cascade:
             if self._bank is not None:
                 mark = time.perf_counter()
                 with self._tracer.start_as_current_span("known_content") as span:
-                    pdq, match = await asyncio.to_thread(self._look_up, self._bank, decoded)
-                    span.set_attributes({"zoomguard.pdq_quality": pdq.quality, "zoomguard.known.match": bool(match)})
+                    hashed, match = await asyncio.to_thread(self._look_up, self._bank, decoded)
+                    span.set_attributes({"zoomguard.pdq_quality": hashed.quality, "zoomguard.known.match": bool(match)})
                 known_ms = (time.perf_counter() - mark) * 1000.0
-                image = image.model_copy(update={"pdq": pdq.hex, "pdq_quality": pdq.quality})
+                pdq = hashed
+                image = image.model_copy(update={"pdq": hashed.hex, "pdq_quality": hashed.quality})
             found = items + pixel_items
             if self._deciding(found):
                 if self._settings.run_model_anyway or self._deciding(items):
