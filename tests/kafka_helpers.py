@@ -35,6 +35,7 @@ def unique_topics(prefix: str) -> dict[str, str]:
         "dead_letter": f"{prefix}.{tag}.dlq",
         "model_updates": f"{prefix}.{tag}.model-updates",  # workers follow it: never share it between tests
         "known": f"{prefix}.{tag}.known",  # the bank, likewise
+        "review_decisions": f"{prefix}.{tag}.decisions",
     }
 
 

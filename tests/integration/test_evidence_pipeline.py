@@ -79,3 +79,47 @@ def test_a_trusted_camera_lowers_the_prior_and_the_model_still_decides(
     assert raw is not None and 0 < raw < 1  # the tiny model's own number, kept for calibration fits
     odds = raw / (1 - raw) * math.exp(-2.0)
     assert shifted == pytest.approx(odds / (1 + odds), abs=1e-5)
+
+
+def test_with_from_evidence_a_stripped_copy_of_a_marked_upload_is_still_caught(
+    loop: LoopThread, broker: EmbeddedBroker, tiny_model: Path, inprocess_engine: Engine
+) -> None:
+    from PIL import Image
+
+    from tests.kafka_helpers import RunningService, TopicWatcher, wait_for
+    from zoomguard.samples import encode, make_image, with_a1111_parameters
+
+    scene = make_image(906, (320, 240))
+    noise = Image.merge("RGB", [Image.effect_noise((40, 30), 60) for _ in range(3)]).resize(scene.size)
+    photo = Image.blend(scene, noise, 0.4)  # colour texture: PDQ quality 100
+    marked, stripped = with_a1111_parameters(photo), encode(photo.resize((240, 180)), "JPEG")
+    kafka = kafka_overrides(broker.bootstrap, "from-evidence", 1)
+    settings = tiny_settings(
+        str(tiny_model), **kafka, worker={"audit_rate": 0.0, "max_in_flight": 2, "low_water": 1},
+        known={"from_evidence": True},
+    )  # fmt: skip
+    engine = RecordingEngine(inprocess_engine)
+    watcher = TopicWatcher(broker.bootstrap, kafka["topics"]["verdicts"])
+    running = RunningService(loop, settings, engine)  # type: ignore[arg-type]
+    topic = kafka["topics"]["input"]
+    try:
+        produce(broker.bootstrap, topic, [(b"marked", image_event("marked", inline(marked)))])
+        wait_for(lambda: "marked" in watcher.event_ids(), 120, "the marked upload's verdict")
+        attempt = 0
+        while True:  # the entry went out with the verdict; the running worker reads it back from the bank
+            event_id = f"stripped-{attempt}"
+            produce(broker.bootstrap, topic, [(event_id.encode(), image_event(event_id, inline(stripped)))])
+            wait_for(lambda e=event_id: e in watcher.event_ids(), 240, f"the verdict of {event_id}")
+            if next(v for v in watcher.values if v["event_id"] == event_id)["decision_source"] == "known_content":
+                break
+            assert attempt < 20, "the evidence entry never reached the worker's bank"
+            attempt += 1
+    finally:
+        running.stop()
+        watcher.close()
+    verdicts = {v["event_id"]: v for v in watcher.values}
+    assert verdicts["marked"]["decision_source"] == "evidence"
+    copy = verdicts[event_id]
+    assert copy["decision"] == "ai_generated" and copy["evidence"][-1]["source"] == "evidence:marked"
+    [entry] = read_json(broker.bootstrap, kafka["topics"]["known"])
+    assert entry["source"] == "evidence" and entry["decided_by"] == "generator_metadata: A1111"

@@ -1,26 +1,34 @@
-"""Known content in the real worker (real broker, real vLLM CPU engine): a bank entry, written by another Kafka
-client (librdkafka, as people's tools write it), decides a re-encoded, resized copy without a model call; a
-later opposite decision reaches the running worker and flips the next copy; a worker started afterwards decides
-another copy the same way; an unrelated upload still goes to the model. `zoomguard bank` imports and exports."""
+"""Known content in the real worker (real broker, real vLLM CPU engine): a reviewer's decision on one upload,
+written by another Kafka client (librdkafka, as reviewers' tools write it) with only the event id and the label,
+is joined by `bank feed` with that upload's hash; the bank entry then decides a re-encoded, resized copy on a
+running worker without a model call; a later opposite decision flips the next copy; a worker started afterwards
+decides another copy the same way; an unrelated upload still goes to the model. `zoomguard bank` imports and
+exports."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from tests.kafka_helpers import RunningService, TopicWatcher, image_event, inline, kafka_overrides, produce, wait_for
 from tests.support import LoopThread, RecordingEngine, tiny_settings
-from zoomguard.app.bank import ensure_bank_topic, read_bank
+from zoomguard.app.bank import read_bank
+from zoomguard.app.bank_feed import feed_bank
+from zoomguard.app.config import Settings
 from zoomguard.cli import main
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.settings import KafkaSettings
-from zoomguard.known.bank import BankEntry, record_of
+from zoomguard.known.bank import BankEntry
 from zoomguard.known.hashing import pdq_of_bytes
 
 
@@ -38,20 +46,40 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _decision(pdq: str, label: str, reviewer: str) -> tuple[bytes, bytes]:
-    entry = BankEntry(
-        entry_id="review:first-upload", pdq=pdq, quality=100, label=label, source="review", decided_by=reviewer,
-        decided_at="2026-12-01T10:00:00Z", event_id="first-upload",
-    )  # fmt: skip
-    return record_of(entry)
+class _Feed:
+    """`zoomguard bank feed` running on the test loop."""
+
+    def __init__(self, loop: LoopThread, settings: Settings):
+        self._loop, self._stop = loop, asyncio.Event()
+        self.entries: list[BankEntry] = []
+
+        async def launch() -> asyncio.Task[Any]:
+            return asyncio.create_task(feed_bank(settings, self._stop, on_entry=self.entries.append))
+
+        self._task = loop.run(launch())
+
+    def stop(self) -> Any:
+        async def finish() -> Any:
+            self._stop.set()
+            return await self._task
+
+        return self._loop.run(finish(), timeout=60)
 
 
-def _publish_with_librdkafka(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+def _decide_with_librdkafka(bootstrap: str, topic: str, event_id: str, label: str, reviewer: str) -> None:
+    """A reviewer's tool writes only the event and the label: zoomguard joins the image itself."""
     from confluent_kafka import Producer
 
+    decision = {"schema_version": 1, "event_id": event_id, "label": label, "reviewer": reviewer,
+                "decided_at": datetime.now(UTC).isoformat()}  # fmt: skip
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    producer.produce(topic, key=key, value=value)
+    producer.produce(topic, key=event_id.encode(), value=json.dumps(decision).encode())
     assert producer.flush(30) == 0
+
+
+def _verdict(watcher: TopicWatcher, event_id: str) -> dict[str, Any]:
+    wait_for(lambda: event_id in watcher.event_ids(), 240, f"the verdict of {event_id}")
+    return [v for v in watcher.values if v["event_id"] == event_id][-1]
 
 
 def test_one_decision_decides_every_copy_on_every_worker(
@@ -61,12 +89,10 @@ def test_one_decision_decides_every_copy_on_every_worker(
     china, flower = photos
     kafka = kafka_overrides(broker.bootstrap, "known", 2)
     topics = kafka["topics"]
-    settings = tiny_settings(str(tiny_model), **kafka, worker={"audit_rate": 0.0, "max_in_flight": 4, "low_water": 1})
-    ensure_bank_topic(settings.kafka, topics["known"])
-    original = _jpeg(china, 95)
-    key, value = _decision(pdq_of_bytes(original).hex, "ai_generated", "alice")
-    _publish_with_librdkafka(broker.bootstrap, topics["known"], key, value)
-
+    settings = tiny_settings(
+        str(tiny_model), **kafka, worker={"audit_rate": 0.0, "max_in_flight": 4, "low_water": 1},
+        known={"feed_group_id": f"{kafka['kafka']['group_id']}-bank", "join_wait_s": 60},
+    )  # fmt: skip
     copies = {  # what other apps make of the same upload
         "copy-resized": _jpeg(china.resize((china.width * 3 // 4, china.height * 3 // 4)), 80),
         "copy-recompressed": _jpeg(china, 50),
@@ -74,45 +100,45 @@ def test_one_decision_decides_every_copy_on_every_worker(
     }
     engine = RecordingEngine(inprocess_engine)
     watcher = TopicWatcher(broker.bootstrap, topics["verdicts"])
+    feed = _Feed(loop, settings)
     running = RunningService(loop, settings, engine)  # type: ignore[arg-type]
+
+    def send(event_id: str, data: bytes) -> dict[str, Any]:
+        produce(broker.bootstrap, topics["input"], [(event_id.encode(), image_event(event_id, inline(data)))])
+        return _verdict(watcher, event_id)
+
+    def decide_and_wait(label: str, reviewer: str) -> float:
+        started, published = time.monotonic(), len(feed.entries)
+        _decide_with_librdkafka(broker.bootstrap, topics["review_decisions"], "first-upload", label, reviewer)
+        wait_for(lambda: len(feed.entries) > published, 60, "the feed to publish the decision's bank entry")
+        return time.monotonic() - started
+
     try:
-        produce(broker.bootstrap, topics["input"], [
-            (b"copy-resized", image_event("copy-resized", inline(copies["copy-resized"]))),
-            (b"unrelated", image_event("unrelated", inline(_jpeg(flower, 90)))),
-        ])  # fmt: skip
-        wait_for(lambda: {"copy-resized", "unrelated"} <= set(watcher.event_ids()), 240, "the first verdicts")
-        # the reviewer changes their mind: the running worker hears of it through the bank's topic
-        produce(broker.bootstrap, topics["known"], [_decision(pdq_of_bytes(original).hex, "real", "bob")])
-        started = time.monotonic()
-        sent = 0
-        while time.monotonic() - started < 60:  # a new copy every second until one is decided the new way
-            event_id = f"copy-recompressed-{sent}"
-            produce(
-                broker.bootstrap,
-                topics["input"],
-                [(event_id.encode(), image_event(event_id, inline(copies["copy-recompressed"])))],
-            )
-            sent += 1
-            wait_for(lambda e=event_id: e in watcher.event_ids(), 120, f"the verdict of {event_id}")
-            if {v["event_id"]: v for v in watcher.values}[event_id]["decision"] == "real":
-                break
-            time.sleep(1.0)
-        flipped_after_s = time.monotonic() - started
+        first = send("first-upload", _jpeg(china, 95))  # nobody knows it yet: the model decides
+        assert first["decision_source"] == "model" and first["image"]["pdq"]
+        decide_and_wait("ai_generated", "alice")
+        # the running worker hears of the entry through the bank's topic within a poll: send copies until one
+        # is decided by it (each is a new upload, so none is served from the cache)
+        resized = _until_known(send, "copy-resized", copies["copy-resized"], "ai_generated")
+        unrelated = send("unrelated", _jpeg(flower, 90))
+        decide_and_wait("real", "bob")  # the reviewer changes their mind
+        flipped = _until_known(send, "copy-recompressed", copies["copy-recompressed"], "real")
     finally:
         running.stop()
-    verdicts = {v["event_id"]: v for v in watcher.values}
-    first = verdicts["copy-resized"]
-    assert first["decision"] == "ai_generated" and first["decision_source"] == "known_content"
-    assert first["p_ai"] is None and not first["cache_hit"]
-    [item] = first["evidence"]
+        feed_stats = feed.stop()
+    assert feed_stats.published == 2 and feed_stats.unjoinable == 0
+    [entry] = {e.entry_id: e for e in feed.entries}.values()
+    assert entry.entry_id == "review:first-upload" and entry.pdq == first["image"]["pdq"] and entry.label == "real"
+    assert resized["decision"] == "ai_generated" and resized["decision_source"] == "known_content"
+    assert resized["p_ai"] is None and not resized["cache_hit"]
+    [item] = resized["evidence"]
     assert item["kind"] == "known_content" and item["source"] == "review:first-upload" and "alice" in item["detail"]
-    assert first["image"]["pdq"] == pdq_of_bytes(copies["copy-resized"]).hex
-    assert verdicts["unrelated"]["decision_source"] == "model" and verdicts["unrelated"]["image"]["pdq"]
-    flipped = verdicts[f"copy-recompressed-{sent - 1}"]
+    assert resized["image"]["pdq"] == pdq_of_bytes(copies["copy-resized"]).hex
+    assert unrelated["decision_source"] == "model" and unrelated["image"]["pdq"]
     assert flipped["decision"] == "real" and flipped["decision_source"] == "known_content"
-    assert "bob" in flipped["evidence"][0]["detail"] and flipped_after_s < 30
-    # the model ran for the unrelated upload only (Query 1 once, Query 2 when it found regions)
-    assert sum(1 for r in engine.requests if len(r.turns) == 1) == 1
+    assert "bob" in flipped["evidence"][0]["detail"]
+    # the model ran for the first upload and the unrelated one only (Query 1 once each)
+    assert sum(1 for r in engine.requests if len(r.turns) == 1) == 2
 
     # a worker started afterwards (a new group: it reads the whole input again) loads the bank first
     first_run = len(watcher.values)
@@ -130,8 +156,22 @@ def test_one_decision_decides_every_copy_on_every_worker(
         watcher.close()
     again = {v["event_id"]: v for v in watcher.values[first_run:]}
     assert again["copy-png"]["decision_source"] == "known_content"
-    assert {v["decision"] for k, v in again.items() if k.startswith("copy-")} == {"real"}  # every copy, the new way
+    # every copy, and the first upload itself, the reviewer's latest way; the unrelated one by the model
+    assert {v["decision"] for k, v in again.items() if k != "unrelated"} == {"real"}
     assert again["unrelated"]["decision_source"] == "model"
+
+
+def _until_known(send: Callable[[str, bytes], dict[str, Any]], name: str, data: bytes, label: str) -> dict[str, Any]:
+    """Send `data` as new uploads, a second apart, until the bank decides one `label`; fail after 30 s."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        verdict = send(f"{name}-{attempt}" if attempt else name, data)
+        if verdict["decision_source"] == "known_content" and verdict["decision"] == label:
+            return verdict
+        assert time.monotonic() - started < 30, f"{name}: the bank's entry did not reach the running worker"
+        attempt += 1
+        time.sleep(1.0)
 
 
 def _png(image: Image.Image) -> bytes:

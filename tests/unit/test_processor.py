@@ -8,6 +8,7 @@ import hashlib
 import json
 
 import httpx
+import pytest
 
 from zoomguard.detector.engines.base import GenerationRequest
 from zoomguard.detector.engines.scripted import ScriptedEngine
@@ -16,11 +17,15 @@ from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ZoomInDetector
 from zoomguard.errors import EngineUnavailableError
 from zoomguard.kafka.settings import TopicSettings
+from zoomguard.known.bank import BankEntry, decode_record
+from zoomguard.known.hashing import pdq_of_bytes
+from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.fetch import URLFetcher
 from zoomguard.media.settings import FetchSettings
 from zoomguard.review.ls_tasks import label_studio_task
 from zoomguard.samples import encode, make_image
 from zoomguard.schemas.detection import ModelInfo
+from zoomguard.schemas.evidence import EvidenceItem
 from zoomguard.worker.cache import VerdictCache
 from zoomguard.worker.processor import EventProcessor, InputRecord
 from zoomguard.worker.settings import WorkerSettings
@@ -28,7 +33,7 @@ from zoomguard.worker.settings import WorkerSettings
 IMAGE = encode(make_image(5, (200, 150)), "PNG")
 
 
-def _processor(script, sleeps: list[float] | None = None, max_output_bytes: int = 4 << 20) -> EventProcessor:  # type: ignore[no-untyped-def]
+def _processor(script, sleeps: list[float] | None = None, max_output_bytes: int = 4 << 20, **cascade) -> EventProcessor:  # type: ignore[no-untyped-def]
     async def sleep(delay: float) -> None:
         (sleeps if sleeps is not None else []).append(delay)
 
@@ -51,6 +56,7 @@ def _processor(script, sleeps: list[float] | None = None, max_output_bytes: int 
         label_studio_task,
         sleep=sleep,
         max_output_bytes=max_output_bytes,
+        **cascade,
     )
 
 
@@ -145,3 +151,52 @@ def test_a_bug_parks_the_record_in_the_dead_letter_topic() -> None:
     letter = json.loads(outcome.outputs[0].value)
     assert (outcome.kind, letter["error"]["kind"]) == ("dead_letter", "internal_error")
     assert "boom" in letter["error"]["message"]
+
+
+# --- known.from_evidence: an upload its marks decided enters the bank with its verdict ---
+
+INFOTEXT = EvidenceItem(
+    kind="generator_metadata", claim="ai_generated", valid=True, source="Automatic1111", detail="Steps: 20"
+)
+
+
+def _textured() -> bytes:
+    """A scene with colour texture: PDQ quality 100 (a flat generated scene hashes below 50)."""
+    from PIL import Image
+
+    scene = make_image(906, (320, 240))
+    noise = Image.merge("RGB", [Image.effect_noise((40, 30), 60) for _ in range(3)]).resize(scene.size)
+    return encode(Image.blend(scene, noise, 0.4), "PNG")
+
+
+FLAT = encode(make_image(905, (320, 240)), "PNG")  # PDQ quality 24
+
+
+@pytest.mark.parametrize(("data", "enters"), [(_textured(), True), (FLAT, False)], ids=["textured", "flat"])
+def test_an_upload_decided_by_its_marks_enters_the_bank(data: bytes, enters: bool) -> None:
+    processor = _processor(
+        _confident, read_evidence=lambda _: [INFOTEXT], known=KnownContentSettings(from_evidence=True)
+    )
+    outcome = asyncio.run(processor.process(_record(_event({"data_b64": base64.b64encode(data).decode()}))))
+    assert outcome.decision_source == "evidence" and (pdq_of_bytes(data).quality >= 50) is enters
+    bank = [o for o in outcome.outputs if o.topic == TopicSettings().known]
+    if not enters:  # too flat to ever match: no entry
+        assert bank == []
+        return
+    [output] = bank
+    entry = decode_record(output.key, output.value)
+    assert isinstance(entry, BankEntry)
+    assert (entry.entry_id, entry.label, entry.source, entry.event_id) == (
+        "evidence:e-1",
+        "ai_generated",
+        "evidence",
+        "e-1",
+    )
+    assert entry.pdq == pdq_of_bytes(data).hex and entry.decided_by == "generator_metadata: Automatic1111"
+
+
+def test_evidence_enters_the_bank_only_when_asked() -> None:
+    data = base64.b64encode(_textured()).decode()
+    processor = _processor(_confident, read_evidence=lambda _: [INFOTEXT])
+    outcome = asyncio.run(processor.process(_record(_event({"data_b64": data}))))
+    assert [o.topic for o in outcome.outputs] == [TopicSettings().verdicts]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import structlog
 
@@ -125,17 +126,8 @@ async def _following_bank(settings: Settings, bank: KnownBank | None, stop: asyn
         yield
         return
     source = TopicFollower(settings.kafka, settings.topics.known)
-    follower = BankFollower(source, bank, catchup_s=settings.known.catchup_s)
-    task: asyncio.Task[None] | None = None
-    try:
-        await follower.catch_up()
-        task = asyncio.create_task(follower.follow(stop), name="known-bank")
+    async with _caught_up_then_following(source, BankFollower(source, bank, catchup_s=settings.known.catchup_s), stop):
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await source.close()
 
 
 @contextlib.asynccontextmanager
@@ -153,10 +145,25 @@ async def _following_model_updates(
         max_bytes=settings.worker.max_model_update_bytes,
         catchup_s=settings.worker.model_updates_catchup_s,
     )
+    async with _caught_up_then_following(source, follower, stop):
+        yield
+
+
+class _Follower(Protocol):
+    async def catch_up(self) -> object: ...
+
+    async def follow(self, stop: asyncio.Event) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def _caught_up_then_following(
+    source: TopicFollower, follower: _Follower, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """Catch up before the first event, follow in the background while the worker runs, close the source after."""
     task: asyncio.Task[None] | None = None
     try:
         await follower.catch_up()
-        task = asyncio.create_task(follower.follow(stop), name="model-updates")
+        task = asyncio.create_task(follower.follow(stop), name=f"follow-{type(follower).__name__}")
         yield
     finally:
         if task is not None:

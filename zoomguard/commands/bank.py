@@ -1,4 +1,5 @@
-"""`zoomguard bank import|export|remove`: the known-content bank as hash lists (CSV), in and out of its topic."""
+"""`zoomguard bank import|export|remove|feed`: the known-content bank as hash lists (CSV), in and out of its
+topic, and reviewers' decisions into it."""
 
 from __future__ import annotations
 
@@ -23,16 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     exporter.add_argument("--out", default="-", help="CSV file to write (default '-': stdout)")
     remover = actions.add_parser("remove", help="delete entries by id (tombstones: every worker drops them)")
     remover.add_argument("entry_ids", nargs="+", help="entry ids, e.g. review:<event_id> or import:<pdq>")
-    for sub in (importer, exporter, remover):
+    feeder = actions.add_parser("feed", help="review decisions -> bank entries, until SIGTERM/SIGINT")
+    for sub in (importer, exporter, remover, feeder):
         kafka_flags(sub)
         config_flag(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"import": run_import, "export": run_export, "remove": run_remove}[args.bank_command](args)
+    actions = {"import": run_import, "export": run_export, "remove": run_remove, "feed": run_feed}
+    return actions[args.bank_command](args)
 
 
-COMMAND = Command("bank", "the known-content bank: import and export hash lists, remove entries", add_arguments, run)
+COMMAND = Command(
+    "bank", "the known-content bank: import and export hash lists, remove entries, feed decisions", add_arguments, run
+)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -87,3 +92,25 @@ def run_remove(args: argparse.Namespace) -> int:
     )
     print(f"{sent} entries removed from {settings.topics.known}")
     return 0
+
+
+def run_feed(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from zoomguard.app.bank_feed import feed_bank
+    from zoomguard.telemetry.logs import configure_logging
+
+    settings = settings_from(args)
+    configure_logging(settings.telemetry.log_level, settings.telemetry.log_json)
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        stats = await feed_bank(settings, stop)
+        print(f"{stats.published} entries published; {stats.unjoinable} decisions not joined, {stats.invalid} invalid")
+        return 0
+
+    return asyncio.run(serve())

@@ -37,8 +37,8 @@ class KnownContentSettings(BaseModel):
         512,
         ge=64,
         le=4096,
-        description="the longest side an image is reduced to before hashing (JPEGs decode at a reduced scale): "
-        "hashing 12 MP at full size costs ~1 s, reduced ~30 ms",
+        description="the longest side an image is reduced to before hashing (the worker reduces the decode the "
+        "model uses; `bank feed` decodes JPEGs at a reduced scale): hashing 12 MP at full size costs ~1 s",
     )
     decides: bool = Field(
         True, description="a match decides the verdict with the bank entry's label; false: reported only"
@@ -48,14 +48,27 @@ class KnownContentSettings(BaseModel):
     )
     from_evidence: bool = Field(
         False,
-        description="images decided by conclusive evidence enter the bank, so their stripped re-uploads are still "
-        "caught (off until measured)",
+        description="images decided by conclusive evidence enter the bank (evidence:<event_id>), so their "
+        "re-uploads with the marks stripped are still caught; off until its false-match rate is measured on "
+        "production traffic",
     )
     catchup_s: float = Field(
         120.0,
         gt=0,
         description="how long a starting worker reads the bank before its first event (about 16 s per million "
         "entries); past it, the worker starts on what it has and goes on loading",
+    )
+    feed_group_id: str = Field(
+        "zoomguard-bank-feed", min_length=1, description="`bank feed`'s consumer group on topics.review_decisions"
+    )
+    join_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="`bank feed`: how long a decision waits for its event's verdict (and hash) to be read before "
+        "it is skipped and logged",
+    )
+    join_max_events: int = Field(
+        1_000_000, ge=1, description="`bank feed`: event hashes held for joining (the newest; ~200 B each)"
     )
     io_timeout_s: float = Field(
         120.0, gt=0, description="`bank import` waits this long for acknowledgements, `bank export` to read the topic"

@@ -28,7 +28,16 @@ from zoomguard.known.memory import KnownBank, Match
 from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.images import DecodedImage, probe_image
 from zoomguard.media.settings import ImageLimits
-from zoomguard.schemas.detection import Detection, FirstPass, ImageInfo, ModelInfo, Timings, Usage
+from zoomguard.schemas.detection import (
+    Decision,
+    DecisionSource,
+    Detection,
+    FirstPass,
+    ImageInfo,
+    ModelInfo,
+    Timings,
+    Usage,
+)
 from zoomguard.schemas.evidence import EvidenceItem
 
 EvidenceReader = Callable[[bytes], list[EvidenceItem]]  # CPU only, never raises on hostile bytes
@@ -54,6 +63,11 @@ class Cascade:
         self._settings = settings
         self._limits = limits
         self._tracer = tracer or trace.get_tracer("zoomguard")
+
+    def _look_up(self, bank: KnownBank, decoded: DecodedImage) -> tuple[PdqHash, Match | None]:
+        """Off the event loop: hashing takes milliseconds, and the index may rebuild its tables in a lookup."""
+        pdq = pdq_of_image(decoded.image, self._known.hash_size, dihedral=self._known.dihedral)
+        return pdq, bank.match(pdq)
 
     def _deciding(self, items: list[EvidenceItem]) -> list[EvidenceItem]:
         return conclusive(items) if self._settings.decides else []
@@ -94,13 +108,11 @@ class Cascade:
             if self._bank is not None:
                 mark = time.perf_counter()
                 with self._tracer.start_as_current_span("known_content") as span:
-                    pdq = await asyncio.to_thread(
-                        pdq_of_image, decoded.image, self._known.hash_size, dihedral=self._known.dihedral
-                    )
-                    match = self._bank.match(pdq)
-                    span.set_attributes({"zoomguard.pdq_quality": pdq.quality, "zoomguard.known.match": bool(match)})
+                    hashed, match = await asyncio.to_thread(self._look_up, self._bank, decoded)
+                    span.set_attributes({"zoomguard.pdq_quality": hashed.quality, "zoomguard.known.match": bool(match)})
                 known_ms = (time.perf_counter() - mark) * 1000.0
-                image = image.model_copy(update={"pdq": pdq.hex, "pdq_quality": pdq.quality})
+                pdq = hashed
+                image = image.model_copy(update={"pdq": hashed.hex, "pdq_quality": hashed.quality})
             found = items + pixel_items
             if self._deciding(found):
                 if self._settings.run_model_anyway or self._deciding(items):
@@ -155,21 +167,35 @@ class Cascade:
 
 def evidence_detection(image: ImageInfo, items: list[EvidenceItem], model: ModelInfo, evidence_ms: float) -> Detection:
     """The verdict of conclusive evidence: ai_generated, no regions, no P(ai) (the model did not run)."""
+    timings = Timings(evidence_ms=round(evidence_ms, 3), total_ms=round(evidence_ms, 3))
+    return _without_model("ai_generated", "evidence", explanation(items), image, items, model, timings)
+
+
+def _without_model(
+    decision: Decision,
+    source: DecisionSource,
+    why: str,
+    image: ImageInfo,
+    items: list[EvidenceItem],
+    model: ModelInfo,
+    timings: Timings,
+) -> Detection:
+    """A verdict a stage before the model decided: no regions, no P(ai), no tokens."""
     return Detection(
-        decision="ai_generated",
+        decision=decision,
         p_ai=None,
         p_ai_raw=None,
         reason=None,
         regions=[],
-        explanation=explanation(items),
+        explanation=why,
         first_pass=FirstPass(verdict=None, explanation="", p_ai=None),
         examined=False,
         crops=0,
         model=model,
         image=image,
-        timings_ms=Timings(evidence_ms=round(evidence_ms, 3), total_ms=round(evidence_ms, 3)),
+        timings_ms=timings,
         usage=Usage(),
-        decision_source="evidence",
+        decision_source=source,
         evidence=items,
     )
 
@@ -207,20 +233,8 @@ def known_detection(
     known_ms: float,
 ) -> Detection:
     """The verdict of a bank match: the entry's label, no regions, no P(ai) (the model did not run)."""
-    return Detection(
-        decision="ai_generated" if match.known.label == "ai_generated" else "real",
-        p_ai=None,
-        p_ai_raw=None,
-        reason=None,
-        regions=[],
-        explanation=known_explanation(match, settings),
-        first_pass=FirstPass(verdict=None, explanation="", p_ai=None),
-        examined=False,
-        crops=0,
-        model=model,
-        image=image,
-        timings_ms=Timings(known_content_ms=round(known_ms, 3), total_ms=round(known_ms, 3)),
-        usage=Usage(),
-        decision_source="known_content",
-        evidence=[*items, known_item(match, settings)],
-    )
+    decision: Decision = "ai_generated" if match.known.label == "ai_generated" else "real"
+    timings = Timings(known_content_ms=round(known_ms, 3), total_ms=round(known_ms, 3))
+    why = known_explanation(match, settings)
+    cited = [*items, known_item(match, settings)]
+    return _without_model(decision, "known_content", why, image, cited, model, timings)

@@ -25,6 +25,8 @@ from zoomguard.evidence.reader import PixelReader
 from zoomguard.evidence.settings import EvidenceSettings
 from zoomguard.kafka.settings import TopicSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError
+from zoomguard.known.bank import MAX_NOTE_LENGTH, BankEntry, evidence_entry_id, record_of
+from zoomguard.known.hashing import pdq_of_bytes
 from zoomguard.known.memory import KnownBank
 from zoomguard.known.settings import KnownContentSettings
 from zoomguard.media.fetch import URLFetcher
@@ -117,6 +119,7 @@ class EventProcessor:
         self._telemetry = telemetry or disabled_telemetry()
         self._tracer = self._telemetry.tracer
         self._detector = detector
+        self._known = known or KnownContentSettings()
         self._cascade = Cascade(
             detector,
             read_evidence,
@@ -184,6 +187,8 @@ class EventProcessor:
         if routed.review is not None:
             review = routed.review.model_copy(update={"verdict": verdict})
             outputs.append(Output(self._topics.review, key, review.model_dump_json().encode(), headers))
+        if self._known.from_evidence and detection.decision_source == "evidence" and not cache_hit:
+            outputs.extend(await self._evidence_entry(event, detection, data))
         return Outcome(
             kind="verdict",
             outputs=outputs,
@@ -195,6 +200,33 @@ class EventProcessor:
             cache_hit=cache_hit,
             submitted_at=event.submitted_at,
         )
+
+    async def _evidence_entry(self, event: ImageEvent, detection: Detection, data: bytes) -> list[Output]:
+        """The bank entry of an upload its marks decided, so a copy with the marks stripped is decided the
+        same way; committed with the verdict. Hashed here when the bytes decided before any decoding."""
+        pdq, quality = detection.image.pdq, detection.image.pdq_quality
+        if pdq is None or quality is None:
+            try:
+                hashed = await asyncio.to_thread(pdq_of_bytes, data, self._limits, self._known.hash_size)
+            except BadInputError:
+                return []
+            pdq, quality = hashed.hex, hashed.quality
+        if quality < self._known.min_quality:  # too flat to ever match: not worth an entry
+            return []
+        cited = next((item for item in detection.evidence if item.claim == "ai_generated" and item.valid), None)
+        entry = BankEntry(
+            entry_id=evidence_entry_id(event.event_id),
+            pdq=pdq,
+            quality=quality,
+            label="ai_generated",
+            source="evidence",
+            decided_by=f"{cited.kind}: {cited.source}"[:200] if cited else None,
+            decided_at=datetime.now(UTC),
+            event_id=event.event_id,
+            note=detection.explanation[:MAX_NOTE_LENGTH] or None,
+        )
+        key, value = record_of(entry)
+        return [Output(self._topics.known, key, value, [])]
 
     def _record_stages(self, detection: Detection) -> None:
         timings = detection.timings_ms
