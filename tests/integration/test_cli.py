@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests.unit.test_hostile_images import retyped_tiff_strip_offsets, scan_bomb
 from zoomguard.samples import write_samples
+from zoomguard.schemas.detection import Timings
 
 
 def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_model: Path) -> None:
@@ -43,7 +44,7 @@ def test_detect_json_in_order_with_errors_and_annotations(tmp_path: Path, tiny_m
         assert line["schema_version"] == 1 and line["decision"] in ("ai_generated", "real", "uncertain")
         assert {"sha256", "width", "height"} <= set(line["image"]) and line["model"]["version"].startswith("sha256:")
         assert set(line["first_pass"]) == {"verdict", "explanation", "p_ai"}
-        assert {"evidence_ms", "decode_ms", "locate_ms", "crop_ms", "examine_ms", "total_ms"} == set(line["timings_ms"])
+        assert set(Timings.model_fields) == set(line["timings_ms"]) and line["timings_ms"]["locate_ms"] > 0
         assert line["decision_source"] == "model" and line["evidence"] == []  # generated samples carry no marks
     assert "detect" in result.stderr  # the progress bar
     annotated = sorted(out.glob("*.png"))
