@@ -14,8 +14,8 @@ import pytest
 
 from tests.kafka_helpers import image_event, inline, kafka_overrides, produce, read_json, run_until_handled
 from tests.support import LoopThread, tiny_settings
+from zoomguard.app.retrain import collect_dataset
 from zoomguard.cli import main
-from zoomguard.dataset.collect import collect as run_collect
 from zoomguard.dataset.records import read_manifest, read_split
 from zoomguard.detector.engines.base import Engine
 from zoomguard.kafka.clients import ensure_topics
@@ -236,8 +236,6 @@ def test_collect_after_the_real_worker_takes_the_original_images(
     samples = make_samples(3, seed=970, size=(320, 240))
     with LocalImageServer() as server:
         kafka = kafka_overrides(broker.bootstrap, "collect-worker", 2)
-        kafka["topics"]["review_decisions"] = kafka["topics"]["input"] + ".decisions"
-        ensure_topics(KafkaSettings(bootstrap_servers=broker.bootstrap), [kafka["topics"]["review_decisions"]], 2)
         settings = tiny_settings(
             str(tiny_model),
             **kafka,
@@ -262,17 +260,7 @@ def test_collect_after_the_real_worker_takes_the_original_images(
             kafka["topics"]["review_decisions"],
             [(e.encode(), decision(e, "real" if e == "w-1" else "ai_generated")) for e in uploads],
         )
-        report = loop.run(
-            run_collect(
-                tmp_path / "ds",
-                kafka=settings.kafka,
-                decisions_topic=settings.topics.review_decisions,
-                review_topic=settings.topics.review,
-                review=settings.review,
-                fetch=settings.fetch,
-                limits=settings.detector.limits,
-            )
-        )
+        report = loop.run(collect_dataset(settings, tmp_path / "ds"))
 
     assert report.skipped == {} and report.image_sources == {"input_record": 3}
     records = {r.event_id: r for split in ("train", "test") for r in read_split(tmp_path / "ds", split)}
