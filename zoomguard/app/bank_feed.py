@@ -15,7 +15,7 @@ import binascii
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from pydantic import ValidationError
@@ -40,7 +40,6 @@ class FeedStats:
     published: int = 0
     unjoinable: int = 0
     invalid: int = 0
-    entries: list[BankEntry] = field(default_factory=list)  # the last ones published (for tests and logs)
 
 
 async def feed_bank(
@@ -90,7 +89,6 @@ async def feed_bank(
                     key, value = record_of(entry)
                     await producer.send(topics.known, key, value)
                     stats.published += 1
-                    stats.entries = [*stats.entries[-99:], entry]
                     if on_entry is not None:
                         on_entry(entry)
                 pending = waiting

@@ -59,7 +59,6 @@ class KnownBank:
     def __init__(self, settings: KnownContentSettings, on_change: Callable[[str], None] | None = None):
         self._settings = settings
         self._entries: dict[str, Known] = {}
-        self._hashes: dict[str, str] = {}
         self._index = HashIndex(max_entries=settings.max_entries)
         self._lock = threading.Lock()
         self._on_change = on_change
@@ -73,9 +72,6 @@ class KnownBank:
         """Call `on_change(pdq)` with the hash of every entry added, changed or removed (cache invalidation)."""
         self._on_change = on_change
 
-    def get(self, entry_id: str) -> Known | None:
-        return self._entries.get(entry_id)
-
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the topic: an entry (new, or replacing the one with its id) or a tombstone."""
         try:
@@ -86,7 +82,7 @@ class KnownBank:
             return
         changed: list[str] = []
         with self._lock:
-            old = self._hashes.pop(change.entry_id, None)
+            old = self._index.hash_of(change.entry_id)
             if old is not None:
                 del self._entries[change.entry_id]
                 self._index.remove(change.entry_id)
@@ -94,7 +90,6 @@ class KnownBank:
             if isinstance(change, BankEntry) and self._indexable(change):
                 if self._index.add(change.entry_id, change.pdq):
                     self._entries[change.entry_id] = Known.of(change)
-                    self._hashes[change.entry_id] = change.pdq
                     changed.append(change.pdq)
                 else:
                     self.refused += 1
