@@ -30,6 +30,7 @@ from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.known.bank import BankEntry
 from zoomguard.known.hashing import pdq_of_bytes
+from zoomguard.samples import encode
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_one_decision_decides_every_copy_on_every_worker(
     copies = {  # what other apps make of the same upload
         "copy-resized": _jpeg(china.resize((china.width * 3 // 4, china.height * 3 // 4)), 80),
         "copy-recompressed": _jpeg(china, 50),
-        "copy-png": _png(china.resize((china.width // 2, china.height // 2))),
+        "copy-png": encode(china.resize((china.width // 2, china.height // 2)), "PNG"),
     }
     engine = RecordingEngine(inprocess_engine)
     watcher = TopicWatcher(broker.bootstrap, topics["verdicts"])
@@ -172,12 +173,6 @@ def _until_known(send: Callable[[str, bytes], dict[str, Any]], name: str, data: 
         assert time.monotonic() - started < 30, f"{name}: the bank's entry did not reach the running worker"
         attempt += 1
         time.sleep(1.0)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_bank_import_and_export_round_trip(

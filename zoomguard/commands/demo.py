@@ -32,7 +32,7 @@ from zoomguard.kafka.clients import ensure_topics, make_producer
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
 from zoomguard.kafka.reading import read_to_end
 from zoomguard.known.bank import BankEntry, review_entry_id
-from zoomguard.known.hashing import pdq_of_bytes
+from zoomguard.known.hashing import pdq_of_image
 from zoomguard.media.images import decode_image
 from zoomguard.samples import (
     LocalImageServer,
@@ -90,7 +90,7 @@ def known_copy(original: Image.Image) -> tuple[BankEntry, bytes]:
     """A reviewer's earlier decision on `original`, and the copy another app made of it (smaller, JPEG q80)."""
     entry = BankEntry(
         entry_id=review_entry_id("demo-viral-original"),
-        pdq=pdq_of_bytes(encode(original, "PNG")).hex,
+        pdq=pdq_of_image(original).hex,
         quality=100,
         label="ai_generated",
         source="review",
