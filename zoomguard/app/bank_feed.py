@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from zoomguard.app.bank import ensure_bank_topic
 from zoomguard.app.config import Settings
 from zoomguard.errors import BadInputError
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
-from zoomguard.kafka.follow import TopicFollower
+from zoomguard.kafka.follow import TopicFollower, sleep_or_stop
 from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable
 from zoomguard.known.bank import BankEntry, record_of
 from zoomguard.known.feed import Hashed, JoinTable, review_entry
@@ -64,8 +63,7 @@ async def feed_bank(
                 batch = await consumer.call(lambda c: poll_readable(c, timeout_ms=500))
             except UnreadableRecordsError as exc:  # a batch the client cannot decode: say so, never crash-loop
                 log.error("review decisions unreadable; retrying", error=str(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 5.0)
+                await sleep_or_stop(stop, 5.0)
                 continue
             records = [r for rs in batch.values() for r in rs]
             if not records:
@@ -98,8 +96,7 @@ async def feed_bank(
                         log.warning("review decision not joined with an image hash", event_id=decision.event_id)
                     break
                 if pending:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 0.5)
+                    await sleep_or_stop(stop, 0.5)
             await consumer.call(lambda c: c.commit())  # every entry of this batch is acknowledged
         return stats
     finally:
@@ -120,8 +117,7 @@ async def _learn(follower: TopicFollower, table: JoinTable, stop: asyncio.Event)
                 table.learn(value)
         except Exception as exc:  # broker trouble: keep trying; decisions wait for their joins meanwhile
             log.warning("reading verdicts for the bank feed failed, retrying", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+            await sleep_or_stop(stop, 2.0)
 
 
 async def _hash_of(

@@ -9,12 +9,12 @@ decision reaches running workers within a poll. A record that is not a bank entr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Protocol
 
 import structlog
 
+from zoomguard.kafka.follow import sleep_or_stop
 from zoomguard.known.memory import KnownBank
 
 log = structlog.get_logger("zoomguard.known")
@@ -71,8 +71,7 @@ class BankFollower:
                 self._apply(await self._source.read_keyed())
             except Exception as exc:
                 log.warning("reading the bank failed, retrying", error=str(exc), retry_in_s=_RETRY_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), _RETRY_S)
+                await sleep_or_stop(stop, _RETRY_S)
 
     def _apply(self, records: list[tuple[bytes | None, bytes | None]]) -> None:
         for key, value in records:

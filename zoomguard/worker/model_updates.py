@@ -10,7 +10,6 @@ serving what it served, and never stops for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import PurePath
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from zoomguard.detector.engines.base import Adapter, AdapterEngine, AdapterLoadError
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import ZoomguardError
+from zoomguard.kafka.follow import sleep_or_stop
 from zoomguard.schemas.review import ModelUpdate
 
 log = structlog.get_logger("zoomguard.model_updates")
@@ -144,7 +144,7 @@ class ModelUpdateFollower:
                 batch = await self._source.read()
             except Exception as exc:
                 log.warning("reading model updates failed, retrying", error=str(exc), retry_in_s=_RETRY_S)
-                await _sleep_or_stop(stop, _RETRY_S)
+                await sleep_or_stop(stop, _RETRY_S)
                 continue
             decoded = self._decoded(batch)
             if decoded:  # several at once: only the last one read is still meant to be served
@@ -180,8 +180,3 @@ class ModelUpdateFollower:
         log.error(
             "model update ignored; still serving the current model", reason=reason, serving=self._switcher.version
         )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
