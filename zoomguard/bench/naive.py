@@ -45,8 +45,43 @@ class Replay:
         )
 
 
+def naive_device(engine_dtype: str) -> tuple[str, str]:
+    """The device and dtype the engine runs on, for the baseline to run on the same: CUDA when torch sees a GPU
+    (vLLM then runs there), else the CPU; the engine's dtype, where 'auto' means the checkpoint's own."""
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu"), engine_dtype
+
+
+@dataclass
+class NaiveModel:
+    """The checkpoint loaded once in transformers, on the engine's device and dtype, with torch's default threads
+    (what a single-process user gets: one per physical core), so every repeat measures generation alone."""
+
+    model_dir: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int = 0
+    _loaded: tuple[Any, Any] | None = None
+
+    def load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            import psutil
+            import torch
+            from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+            # vLLM may have changed this process's torch threads; a single-process user has torch's default
+            torch.set_num_threads(psutil.cpu_count(logical=False) or 1)
+            self.threads = torch.get_num_threads()
+            dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+            processor = AutoProcessor.from_pretrained(self.model_dir)
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
+            self._loaded = (processor, model.to(self.device).eval())  # type: ignore[arg-type]
+        return self._loaded
+
+
 def naive_transformers(
-    model_dir: str,
+    naive: NaiveModel,
     images: Sequence[bytes],
     replays: Sequence[Replay],
     *,
@@ -55,11 +90,7 @@ def naive_transformers(
     max_pixels: int,
     min_pixels: int = 56 * 56,
 ) -> RunResult:
-    import torch
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
-    processor = AutoProcessor.from_pretrained(model_dir)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    processor, model = naive.load()
     family = FAMILIES["qwen2_5_vl"]
     completions: list[float] = []
     started = time.perf_counter()
@@ -98,10 +129,12 @@ def _generate(
     import torch
 
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
-    inputs = processor(text=[text], images=images, return_tensors="pt")  # type: ignore[operator]
+    inputs = processor(text=[text], images=images, return_tensors="pt").to(model.device)  # type: ignore[operator, attr-defined]
     with torch.inference_mode():
         output = model.generate(  # type: ignore[attr-defined]
             **inputs, max_new_tokens=max(1, tokens), min_new_tokens=max(1, tokens), do_sample=False
         )
+    if output.device.type == "cuda":
+        torch.cuda.synchronize()
     new_tokens = output[0, inputs["input_ids"].shape[1] :]
     return str(processor.batch_decode([new_tokens], skip_special_tokens=True)[0])  # type: ignore[attr-defined]

@@ -11,17 +11,19 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psutil
 
+from zoomguard.app.bank import ensure_bank_topic, publish_entries
 from zoomguard.app.config import Settings
 from zoomguard.app.worker_service import run_service
 from zoomguard.detector.engines.base import Engine
 from zoomguard.detector.factory import build_detector
 from zoomguard.kafka.clients import ensure_topics, make_producer
+from zoomguard.known.bank import BankEntry
 from zoomguard.media.images import decode_image
 from zoomguard.samples import image_event_json
 from zoomguard.schemas.detection import Detection
@@ -36,6 +38,7 @@ class RunResult:
     peak_rss_mb: float = 0.0
     detections: tuple[Detection, ...] = ()
     cores_busy: float = 0.0  # CPU time of this process and its children over the run's wall time
+    decided_by: dict[str, int] = field(default_factory=dict)  # verdicts per decision_source (pipeline runs)
 
 
 def throughput(started: float, completions: Sequence[float]) -> tuple[float, float]:
@@ -95,11 +98,15 @@ async def pipeline(
     *,
     max_in_flight: int,
     pace_ips: float | None = None,
+    bank: Sequence[BankEntry] = (),
 ) -> RunResult:
     """Events through the real broker and worker to verdicts. With `pace_ips`, events are produced at that
-    rate while the worker runs (latency under load); otherwise they wait as a backlog (throughput)."""
+    rate while the worker runs (latency under load); otherwise they wait as a backlog (throughput). `bank` is
+    published to the run's own known-content topic first, so the worker holds it before its first event."""
     tag = uuid.uuid4().hex[:8]
     run_settings, topics = run_settings_for(settings, "bench", tag, max_in_flight)
+    if bank:
+        publish_entries(run_settings.kafka, topics["known"], bank, timeout_s=30.0)
     producer = make_producer(run_settings.kafka)
     if pace_ips is None:
         for index, data in enumerate(images):
@@ -111,9 +118,13 @@ async def pipeline(
     stop = asyncio.Event()
     sampler = _RssSampler()
 
+    decided_by: dict[str, int] = {}
+
     def done(outcome: Any) -> None:
         now = time.perf_counter()
         completions.append(now)
+        source = outcome.decision_source or outcome.kind
+        decided_by[source] = decided_by.get(source, 0) + 1
         if outcome.submitted_at is not None:
             latencies.append((datetime.now(UTC) - outcome.submitted_at).total_seconds() * 1000)
         if len(completions) >= len(images):
@@ -143,16 +154,17 @@ async def pipeline(
         sampler.stop()
         producer.close()
     ips, span = throughput(marks.get("first", min(completions, default=0.0)), completions)
-    return RunResult(len(images), span, ips, tuple(latencies), sampler.peak_mb)
+    return RunResult(len(images), span, ips, tuple(latencies), sampler.peak_mb, decided_by=decided_by)
 
 
 def run_settings_for(
     settings: Settings, prefix: str, tag: str, max_in_flight: int, **worker: Any
 ) -> tuple[Settings, dict[str, str]]:
     """Fresh topics (created here) and consumer group for one measured run, and its window: runs never share
-    records or committed offsets."""
+    records, committed offsets or known-content banks."""
     topics = {"input": f"{prefix}.{tag}.in", "verdicts": f"{prefix}.{tag}.verdicts",
-              "review": f"{prefix}.{tag}.review", "dead_letter": f"{prefix}.{tag}.dlq"}  # fmt: skip
+              "review": f"{prefix}.{tag}.review", "dead_letter": f"{prefix}.{tag}.dlq",
+              "known": f"{prefix}.{tag}.known"}  # fmt: skip
     run_settings = Settings.model_validate(
         {
             **settings.model_dump(),
@@ -167,7 +179,8 @@ def run_settings_for(
             },
         }
     )
-    ensure_topics(run_settings.kafka, list(topics.values()), partitions=4)
+    ensure_topics(run_settings.kafka, [t for role, t in topics.items() if role != "known"], partitions=4)
+    ensure_bank_topic(run_settings.kafka, topics["known"])
     return run_settings, topics
 
 

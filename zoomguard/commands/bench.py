@@ -5,31 +5,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoomguard.app.config import Settings, load_settings
 from zoomguard.bench.evidence import measure_evidence_cost
 from zoomguard.bench.options import BenchOptions
 from zoomguard.bench.prepost import measure_prepost
-from zoomguard.bench.report import machine, markdown, write
+from zoomguard.bench.report import build_report, machine, markdown, write
 from zoomguard.commands.common import Command, quiet_engine_logs
+from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.tiny_model import TINY_DETECTOR_SETTINGS, TINY_ENGINE_SETTINGS
+from zoomguard.errors import ConfigError
 from zoomguard.kafka.embedded_broker import EmbeddedBroker
-from zoomguard.samples import make_samples
-
-if TYPE_CHECKING:
-    from zoomguard.bench.runs import RunResult
 
 # Fast group joins on the embedded broker (see environment notes); a real cluster keeps its own values.
 _BENCH_KAFKA = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 400}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="small counts: under 5 minutes on the tiny model on CPU")
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts (about 20 minutes on the tiny model on 2 CPU cores)"
+    )
+    parser.add_argument("--repeats", type=int, help="runs of every stage, interleaved (default 3)")
+    parser.add_argument(
+        "--regions-per-image",
+        default="7b",
+        help="Query 1's regions per image: 7b (1.95, ZoomIn-7B's), 32b (3.58), a number, or 'model' for whatever "
+        "the model proposes (default 7b; see zoomguard/bench/workload.py)",
+    )
+    parser.add_argument(
+        "--known-entries", type=int, help="bank size of the known-content index stage (default 1,000,000; 0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out/report.json"), help="JSON report (+ .md, .png)")
     parser.add_argument("--model", help="checkpoint or hub id (default: the tiny offline model, built if needed)")
     parser.add_argument("--server", action="append", metavar="URL", help="measure vLLM servers instead (repeatable)")
@@ -90,35 +101,43 @@ def bench_settings(options: BenchOptions, bootstrap: str) -> Settings:
 
 
 async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
-    from zoomguard.bench.naive import Replay, naive_transformers
+    from zoomguard.bench.naive import NaiveModel, naive_device
+    from zoomguard.bench.probe import CacheProbe
+    from zoomguard.bench.quiet import QuietCheck
+    from zoomguard.bench.stages import StageRunner
+    from zoomguard.bench.workload import WorkloadEngine
     from zoomguard.detector.factory import build_engine
+    from zoomguard.detector.families import resolve_family
 
-    images = [s.data for s in make_samples(options.images, seed=1000, size=options.image_size)]
     with EmbeddedBroker() as broker:
         settings = bench_settings(options, broker.bootstrap)
         engine = build_engine(settings.engine, settings.detector)
         _say(f"starting the engine ({settings.engine.mode}, {options.model})")
         await engine.start()
         try:
-            results = await _measure(options, settings, engine, images)
+            served: Any = engine
+            if options.regions_per_image is not None:
+                family = resolve_family(settings.engine.model, settings.detector.model_family)
+                served = WorkloadEngine(engine, options.regions_per_image, family)
+            naive = None
+            if not options.server_urls:  # with servers the model runs elsewhere: no local baseline to compare
+                device, dtype = naive_device(settings.engine.dtype)
+                naive = NaiveModel(options.model, device=device, dtype=dtype)
+            quiet = QuietCheck(options.busy_threshold_cores, options.busy_wait_s)
+            measured = await StageRunner(options, settings, CacheProbe(served), naive, quiet).run()
         finally:
             await engine.close()
-    _say("naive baseline: transformers generate, one image at a time")
-    count = min(options.naive_images, len(images))
-    naive = naive_transformers(
-        options.model,
-        images[:count],
-        [Replay.of(d) for d in results["ceiling"].detections[:count]],
-        crops=settings.detector.crops,
-        max_regions=settings.detector.max_regions,
-        max_pixels=settings.detector.max_pixels,
-        min_pixels=settings.detector.min_pixels,
-    )
     _say("pre- and post-processing per image")
     prepost = measure_prepost(options.prepost_megapixels, options.prepost_repeats)
     _say("the evidence stage's cost per upload, unmarked and marked")
     evidence = measure_evidence_cost(options.evidence_reads, options.evidence_rounds, options.evidence_megapixels)
-    report = _report(options, settings, results, naive, prepost, evidence)
+    known = None
+    if options.known_entries:
+        from zoomguard.bench.known import measure_known_index
+
+        _say(f"the known-content index: lookups in a bank of {options.known_entries:,}")
+        known = measure_known_index(options.known_entries)
+    report = build_report(options, settings, measured, prepost, evidence, known)
     paths = write(report, out)
     print(markdown(report))
     _say("wrote " + ", ".join(str(p) for p in paths))
@@ -196,121 +215,32 @@ def _worker_total(rss_mb: dict[str, float]) -> float:
     return sum(mb for role, mb in rss_mb.items() if role not in NOT_THE_WORKER)
 
 
-async def _measure(options: BenchOptions, settings: Settings, engine: Any, images: list[bytes]) -> dict[str, Any]:
-    from zoomguard.bench.evidence import with_marks
-    from zoomguard.bench.runs import engine_ceiling, pipeline
-
-    _say("warm-up (grammar compilation, first batches)")
-    await engine_ceiling(settings, engine, images[: min(8, len(images))])
-    _say(f"engine ceiling: {len(images)} images straight to the engine")
-    ceiling = await engine_ceiling(settings, engine, images)
-    _say(f"pipeline: {len(images)} events through the broker and worker")
-    piped = await pipeline(settings, engine, images, max_in_flight=options.max_in_flight)
-    _say(f"sequential: {options.sequential_images} events, one in flight")
-    sequential = await pipeline(settings, engine, images[: options.sequential_images], max_in_flight=1)
-    _say(f"latency: {len(images)} events paced at 70% of the pipeline's throughput")
-    paced = await pipeline(settings, engine, images, max_in_flight=options.max_in_flight, pace_ips=0.7 * piped.ips)
-    repost_count = int(len(images) * options.repost_share)
-    reposted = images[: len(images) - repost_count] + images[:repost_count]
-    cached_settings = settings.model_copy(
-        update={"worker": settings.worker.model_copy(update={"cache_entries": 10000})}
-    )
-    _say(f"cache: {len(images)} events, {repost_count} of them reposts")
-    cached = await pipeline(cached_settings, engine, reposted, max_in_flight=options.max_in_flight)
-    marked_stream, marked_count = with_marks(images, options.marked_share, options.image_size)
-    _say(f"evidence: {len(images)} events, {marked_count} of them carrying marks the readers find")
-    marked = await pipeline(settings, engine, marked_stream, max_in_flight=options.max_in_flight)
-    backlog = options.memory_backlog
-    memory_images = [images[i % len(images)] for i in range(backlog * 10)]
-    _say(f"memory: backlog of {backlog}, then {backlog * 10}")
-    small = await pipeline(settings, engine, memory_images[:backlog], max_in_flight=options.max_in_flight)
-    large = await pipeline(settings, engine, memory_images, max_in_flight=options.max_in_flight)
-    examined = [d for d in ceiling.detections if d.examined and d.usage.examine_cached_tokens is not None]
-    prefix = [d.usage.examine_cached_tokens / d.usage.locate_prompt_tokens for d in examined]  # type: ignore[operator]
-    mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
-    return {
-        "ceiling": ceiling,
-        "pipeline": piped,
-        "sequential": sequential,
-        "paced": paced,
-        "cached": cached,
-        "marked": marked,
-        "marked_uploads": marked_count,
-        "memory_small": small,
-        "memory_large": large,
-        "prefix_reuse": mean(prefix),
-        "locate_tokens": round(mean([d.usage.locate_completion_tokens for d in ceiling.detections])),
-        "examine_tokens": round(mean([d.usage.examine_completion_tokens for d in ceiling.detections if d.examined])),
-        "crops": round(mean([d.crops for d in ceiling.detections]), 2),
-        "examined": round(mean([1.0 if d.examined else 0.0 for d in ceiling.detections]), 3),
-    }
-
-
-def _report(
-    options: BenchOptions,
-    settings: Settings,
-    r: dict[str, Any],
-    naive: RunResult,
-    prepost: list[dict[str, Any]],
-    evidence: list[dict[str, Any]],
-) -> dict[str, Any]:
-    from zoomguard.bench.runs import percentiles
-
-    ceiling, piped, sequential = r["ceiling"].ips, r["pipeline"].ips, r["sequential"].ips
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "engine_ceiling_ips": round(ceiling, 3),
-        "pipeline_ips": round(piped, 3),
-        "sequential_ips": round(sequential, 3),
-        "naive_ips": round(naive.ips, 3),
-        "pipeline_over_ceiling": round(piped / ceiling, 3) if ceiling else 0.0,
-        "pipeline_over_naive": round(piped / naive.ips, 2) if naive.ips else 0.0,
-        "pipeline_over_sequential": round(piped / sequential, 2) if sequential else 0.0,
-        "ceiling_cores_busy": round(r["ceiling"].cores_busy, 2),
-        "prefix_reuse": round(r["prefix_reuse"], 4),
-        "memory_growth": round(r["memory_large"].peak_rss_mb / r["memory_small"].peak_rss_mb, 3),
-        "memory_rss_mb": {
-            "small": round(r["memory_small"].peak_rss_mb, 1),
-            "large": round(r["memory_large"].peak_rss_mb, 1),
-        },
-        "latency_ms": percentiles(r["paced"].latencies_ms),
-        "cache_ips": round(r["cached"].ips, 3),
-        "cache_speedup": round(r["cached"].ips / piped, 2) if piped else 0.0,
-        "marked_ips": round(r["marked"].ips, 3),
-        "marked_speedup": round(r["marked"].ips / piped, 2) if piped else 0.0,
-        "marked_uploads": r["marked_uploads"],
-        "evidence_cost": evidence,
-        "tokens_per_image": {"locate": r["locate_tokens"], "examine": r["examine_tokens"]},
-        "crops_per_image": r["crops"],
-        "examined_share": r["examined"],
-        "prepost": prepost,
-        "machine": machine(),
-        "model": options.model,
-        "settings": {
-            "engine_mode": settings.engine.mode,
-            "images": options.images,
-            "image_size": list(options.image_size),
-            "max_in_flight": options.max_in_flight,
-            "max_pixels": settings.detector.max_pixels,
-            "max_crops": settings.detector.crops.max_crops,
-            "repost_share": options.repost_share,
-            "marked_share": options.marked_share,
-            "memory_backlog": options.memory_backlog,
-            "naive_images": options.naive_images,
-            "sequential_images": options.sequential_images,
-        },
-    }
-
-
-# The tiny model's CPU settings, with at least one region proposed and at most two crops: the shape of the runs
-# recorded in benchmarks/RESULTS.md. The random weights mostly propose degenerate boxes (x1 >= x2), which are
-# dropped, so Query 2 then examines the full image alone; the report gives the crops per image it saw.
+# The tiny model's CPU settings. Its random weights propose degenerate boxes ([5, 5, 5, 5]), so the paper's
+# workload comes from the bench's grid grammar (--regions-per-image); up to 4 regions and crops, for 32b.
 _TINY_ENGINE = {**TINY_ENGINE_SETTINGS, "max_num_seqs": 128}
 _TINY_DETECTOR = {
     **TINY_DETECTOR_SETTINGS,
-    "min_regions": 1,
-    "crops": {"max_crops": 2, "zoom_target_side": 224},
+    "max_regions": 4,
+    "crops": {"max_crops": 4, "zoom_target_side": 224},
 }
+
+
+def regions_per_image(value: str) -> float | None:
+    """--regions-per-image: a paper's model (7b, 32b), a number, or 'model' (None: the model's own boxes)."""
+    from zoomguard.bench.workload import PAPER_REGIONS
+
+    lowered = value.strip().lower()
+    if lowered == "model":
+        return None
+    if lowered in PAPER_REGIONS:
+        return PAPER_REGIONS[lowered]
+    try:
+        number = float(lowered)
+    except ValueError:
+        raise ConfigError(f"--regions-per-image must be 7b, 32b, model or a number, not {value!r}") from None
+    if not 0 <= number <= 32:
+        raise ConfigError(f"--regions-per-image must be between 0 and 32, not {value!r}")
+    return number
 
 
 def options_from_args(args: Any) -> BenchOptions:
@@ -339,4 +269,16 @@ def options_from_args(args: Any) -> BenchOptions:
     }
     if args.images:
         changes["images"] = args.images
+    if args.repeats:
+        changes["repeats"] = args.repeats
+    if args.known_entries is not None:
+        changes["known_entries"] = args.known_entries
+    regions = regions_per_image(args.regions_per_image)
+    changes["regions_per_image"] = regions
+    if regions is not None:
+        needed, defaults = math.ceil(regions), DetectorSettings()  # room for the workload's regions and crops
+        detector["max_regions"] = max(needed, int(detector.get("max_regions", defaults.max_regions)))
+        crops = dict(detector.get("crops", {}))
+        crops["max_crops"] = max(needed, int(crops.get("max_crops", defaults.crops.max_crops)))
+        detector["crops"] = crops
     return BenchOptions.quick(model, **changes) if args.quick else BenchOptions.full(model, **changes)
