@@ -12,6 +12,7 @@ from safetensors import safe_open
 from zoomguard.bench.arithmetic import (
     ModelShape,
     QueryCounts,
+    arithmetic_figures,
     arithmetic_limit,
     flops_breakdown,
     flops_per_image,
@@ -117,3 +118,14 @@ def test_cpu_peak_is_a_sane_number() -> None:
     peak = measure_peak_flops("cpu", "float32", seconds=0.5)
     assert math.isfinite(peak)
     assert 1e8 < peak < 1e13
+
+
+def test_arithmetic_figures_are_json_ready_and_consistent() -> None:
+    shape = shape_7b()
+    queries = [QueryCounts(prompt_tokens=1150, generated_tokens=60), QueryCounts(1800, 1100, 40)]
+    figures = arithmetic_figures(shape, queries, 6000, peak_flops=7e14, device="cuda", dtype="bfloat16", measured_ips=5)
+    json.dumps(figures)
+    assert figures["flops_per_image"] == pytest.approx(sum(figures["flops_breakdown"].values()))
+    assert figures["limit_ips"] == pytest.approx(7e14 / figures["flops_per_image"])
+    assert figures["share_of_limit"] == pytest.approx(5 / figures["limit_ips"])
+    assert figures["work_per_image"]["lm_tokens_computed"] == 1150 + 60 + 700 + 40

@@ -200,6 +200,39 @@ def arithmetic_limit(peak_flops: float, flops_per_image: float) -> float:
     return peak_flops / flops_per_image
 
 
+def arithmetic_figures(
+    shape: ModelShape,
+    queries: Sequence[QueryCounts],
+    vision_patches: float,
+    *,
+    peak_flops: float,
+    device: str,
+    dtype: str,
+    measured_ips: float | None = None,
+) -> dict[str, Any]:
+    """The report's `arithmetic` section, JSON-ready: the peak, the FLOPs of one image (in all and by part), the
+    limit they set, and, given the pipeline's images/s, the share of that limit it reached."""
+    breakdown = flops_breakdown(shape, queries, vision_patches)
+    per_image = sum(breakdown.values())
+    limit = arithmetic_limit(peak_flops, per_image)
+    return {
+        "device": device,
+        "dtype": dtype,
+        "peak_flops": peak_flops,
+        "parameters": parameter_counts(shape).to_json(),
+        "work_per_image": {
+            "queries": [asdict(query) for query in queries],
+            "lm_tokens_computed": sum(query.computed_tokens for query in queries),
+            "vision_patches": vision_patches,
+        },
+        "flops_per_image": per_image,
+        "flops_breakdown": breakdown,
+        "limit_ips": limit,
+        "measured_ips": measured_ips,
+        "share_of_limit": None if measured_ips is None else measured_ips / limit,
+    }
+
+
 def measure_peak_flops(device: str, dtype: str, seconds: float = 2.0) -> float:
     """The matmul peak of this device in FLOP/s: square matrices multiplied in `dtype` ("bfloat16", "float32", ...),
     the best of several timed rounds after a warm-up, CUDA synchronised around each round. 8192² on a GPU (large
