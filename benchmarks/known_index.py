@@ -12,66 +12,35 @@ nearest), so a fast wrong index cannot win. Lookups are timed one query at a tim
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
-import psutil
 
-from zoomguard.known.index import HashIndex
-
-MAX_DISTANCE = 31
-
-
-def bank(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(count, 32), dtype=np.uint8)
-
-
-def queries(hashes: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    near = hashes[rng.integers(0, len(hashes), count // 2)].copy()
-    for row in near:
-        bits = rng.choice(256, 20, replace=False)
-        for bit in bits:
-            row[bit // 8] ^= np.uint8(1 << (bit % 8))
-    far = rng.integers(0, 256, size=(count - len(near), 32), dtype=np.uint8)
-    mixed = np.concatenate([near, far])
-    return mixed[rng.permutation(len(mixed))]
+from zoomguard.bench.known import (
+    MAX_DISTANCE,
+    load_index,
+    mixed_queries,
+    percentile_ms,
+    random_bank,
+    rss_mib,
+    scan_nearest,
+    timed_lookups,
+)
 
 
 def timed(label: str, lookup: Callable[[np.ndarray], int | None], qs: np.ndarray) -> tuple[list[int | None], str]:
-    answers, times = [], []
-    for query in qs:
-        start = time.perf_counter()
-        answers.append(lookup(query))
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
-    return answers, f"| {label} | {statistics.median(times):.3f} | {p99:.3f} |"
-
-
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
+    answers, times = timed_lookups(lookup, list(qs))
+    cut = percentile_ms(times)
+    return answers, f"| {label} | {cut['p50']:.3f} | {cut['p99']:.3f} |"
 
 
 def main(count: int, n_queries: int) -> None:
     print(f"# {count:,} hashes, {n_queries} queries, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n")
-    hashes = bank(count)
-    qs = queries(hashes, n_queries)
-    hexes = [row.tobytes().hex() for row in hashes]
-
-    before = rss_mb()
-    start = time.perf_counter()
-    index = HashIndex(max_entries=count)
-    for text in hexes:
-        index.add(f"import:{text}", text)  # the id strings are made here, so the RSS growth counts them
-    added = time.perf_counter() - start
-    start = time.perf_counter()
-    index.rebuild()
-    rebuilt = time.perf_counter() - start
-    grown = rss_mb() - before
+    hashes = random_bank(count)
+    qs, _ = mixed_queries(hashes, n_queries)
+    index, added, rebuilt, grown = load_index([row.tobytes().hex() for row in hashes])
     print(f"HashIndex: add {count:,} entries {added:.1f} s, rebuild {rebuilt:.2f} s;")
     memory = index.memory_bytes() / 2**20
     print(f"memory_bytes {memory:.0f} MiB, RSS growth {grown:.0f} MiB (71-character ids included)\n")
@@ -80,9 +49,7 @@ def main(count: int, n_queries: int) -> None:
     rows = []
 
     def truth(query: np.ndarray) -> int | None:
-        distances = np.bitwise_count(packed ^ query.view(np.uint64)).sum(axis=1)
-        low = int(distances.min())
-        return low if low <= MAX_DISTANCE else None
+        return scan_nearest(packed, query)
 
     expected, row = timed("numpy one-liner scan (XOR + bitwise_count + sum over the (N, 4) matrix)", truth, qs[:50])
     rows.append(row)
@@ -119,7 +86,7 @@ def main(count: int, n_queries: int) -> None:
         found = index.nearest(query.tobytes().hex(), 48)
         return None if found is None or found[1] > MAX_DISTANCE else found[1]
 
-    others = [row.tobytes().hex() for row in bank(7, seed=2)]  # stand-ins for the 7 turned and mirrored hashes
+    others = [row.tobytes().hex() for row in random_bank(7, seed=2)]  # stand-ins for the 7 turned and mirrored hashes
 
     def dihedral(query: np.ndarray) -> int | None:
         found = index.nearest([query.tobytes().hex(), *others], MAX_DISTANCE)
@@ -140,12 +107,12 @@ def main(count: int, n_queries: int) -> None:
     except ImportError:
         print("faiss-cpu not installed: FAISS rows skipped\n")
     else:
-        before = rss_mb()
+        before = rss_mib()
         start = time.perf_counter()
         flat = faiss.IndexBinaryFlat(256)
         flat.add(hashes)
         print(
-            f"FAISS IndexBinaryFlat: build {time.perf_counter() - start:.2f} s, RSS growth {rss_mb() - before:.0f} MiB"
+            f"FAISS IndexBinaryFlat: build {time.perf_counter() - start:.2f} s, RSS growth {rss_mib() - before:.0f} MiB"
         )
         start = time.perf_counter()
         multi = faiss.IndexBinaryMultiHash(256, 16, 16)
