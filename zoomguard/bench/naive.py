@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from zoomguard.bench.gpu_model import is_dummy_model, random_transformers_model
 from zoomguard.bench.runs import RunResult, throughput
 from zoomguard.detector.crops import cut_crops, plan_crops
 from zoomguard.detector.families import FAMILIES
@@ -75,8 +76,12 @@ class NaiveModel:
             self.threads = torch.get_num_threads()
             dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
             processor = AutoProcessor.from_pretrained(self.model_dir)
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
-            self._loaded = (processor, model.to(self.device).eval())  # type: ignore[arg-type]
+            if is_dummy_model(self.model_dir):  # a config without weights (load_format=dummy): random ones here too
+                random_dtype = "bfloat16" if self.dtype == "auto" else self.dtype
+                model = random_transformers_model(self.model_dir, dtype=random_dtype, device=self.device)
+            else:
+                model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
+            self._loaded = (processor, model.to(self.device).eval())
         return self._loaded
 
 
