@@ -65,7 +65,7 @@ def test_the_naive_baseline_replays_the_engines_work_per_image() -> None:
 
 def test_a_small_bench_run_writes_every_report_key(tmp_path: Path, tiny_model: Path) -> None:
     options = BenchOptions(
-        model=str(tiny_model), images=6, sequential_images=3, naive_images=2, paced_images=4, image_size=(256, 192),
+        model=str(tiny_model), images=6, sequential_images=3, naive_images=2, paced_images=4, image_size=(320, 240),
         prepost_megapixels=(0.3,), prepost_repeats=1, memory_backlog=2, max_in_flight=8, marked_share=0.34,
         copy_share=0.34, repeats=2, evidence_megapixels=(1.0,), evidence_reads=2, evidence_rounds=1,
         known_entries=5000, busy_wait_s=0.0, regions_per_image=1.95,

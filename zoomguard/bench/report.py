@@ -146,6 +146,7 @@ def build_report(
             "naive_images": options.naive_images,
             "sequential_images": options.sequential_images,
             "paced_images": options.paced_images,
+            "paced_load": options.paced_load,
             "busy_threshold_cores": options.busy_threshold_cores,
         },
     }
@@ -180,7 +181,7 @@ _STAGE_NAMES = {
     "naive": "naive: transformers generate, one image at a time",
     "pipeline": "pipeline: broker, worker, detector",
     "sequential": "sequential: one event in flight",
-    "paced": "paced at 70% of the pipeline (latency run)",
+    "paced": "paced at {load}% of the pipeline (latency run)",
     "cached": "{reposts}% exact reposts (verdict cache)",
     "marked": "{marked}% marked uploads (evidence)",
     "mixed": "mixed: {marked}% marked, {copies}% near-duplicates of known images",
@@ -199,7 +200,7 @@ def markdown(report: dict[str, Any]) -> str:
     r = report
     s = r["settings"]
     shares = {"reposts": int(s["repost_share"] * 100), "marked": int(s["marked_share"] * 100),
-              "copies": int(s["copy_share"] * 100)}  # fmt: skip
+              "copies": int(s["copy_share"] * 100), "load": int(s["paced_load"] * 100)}  # fmt: skip
     lines = [f"{s['repeats']} repeats of every stage, interleaved; each on images no earlier stage sent.", ""]
     for warning in _warnings(r):
         lines += [f"**{warning}**", ""]

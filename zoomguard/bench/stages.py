@@ -117,8 +117,8 @@ class StageRunner:
         await self._stage("sequential", repeat, f"{label}: sequential, {len(sequential)} events, one in flight",
                           lambda: self._pipeline(sequential, max_in_flight=1))  # fmt: skip
         paced = self._fresh.take(o.paced_images)
-        await self._stage("paced", repeat, f"{label}: {len(paced)} events paced at 70% of the pipeline",
-                          lambda: self._pipeline(paced, pace_ips=0.7 * piped.ips))  # fmt: skip
+        await self._stage("paced", repeat, f"{label}: {len(paced)} events paced at {o.paced_load:.0%} of the pipeline",
+                          lambda: self._pipeline(paced, pace_ips=o.paced_load * piped.ips))  # fmt: skip
         await self._cached(repeat, label)
         marked_count = int(o.images * o.marked_share)
         seed = self._fresh.seed(marked_count)

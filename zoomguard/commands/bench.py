@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the model proposes (default 7b; see zoomguard/bench/workload.py)",
     )
     parser.add_argument(
+        "--paced-load", type=float, default=0.7, help="the latency run's rate, a share of the pipeline's (default 0.7)"
+    )
+    parser.add_argument(
         "--known-entries", type=int, help="bank size of the known-content index stage (default 1,000,000; 0: skip)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-out/report.json"), help="JSON report (+ .md, .png)")
@@ -322,6 +325,9 @@ def options_from_args(args: Any) -> BenchOptions:
         changes["images"] = args.images
     if args.repeats:
         changes["repeats"] = args.repeats
+    if not 0 < args.paced_load <= 1:
+        raise ConfigError(f"--paced-load must be in (0, 1], not {args.paced_load}")
+    changes["paced_load"] = args.paced_load
     if args.known_entries is not None:
         changes["known_entries"] = args.known_entries
     regions = regions_per_image(args.regions_per_image)
