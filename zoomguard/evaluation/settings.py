@@ -20,7 +20,11 @@ class EvaluationSettings(BaseModel):
         "",
         description="the registry's path as workers mount it (ModelUpdate.adapter_path); empty: registry_dir",
     )
-    split: Literal["train", "test"] = Field("test", description="dataset split `eval` and `promote` score on")
+    split: Literal["train", "test"] = Field(
+        "test",
+        description="the split `promote` scores on, and `eval` reads from `collect` output, split-named Parquet "
+        "files and saved DatasetDicts (other splits: pass their folder, or hf:NAME:SPLIT)",
+    )
     concurrency: int = Field(32, ge=1, le=4096, description="images evaluated at once (the engine batches them)")
     max_records: int = Field(
         200_000,

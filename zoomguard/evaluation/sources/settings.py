@@ -19,8 +19,8 @@ class DatasetColumns(BaseModel):
     image: str = Field(
         "image",
         min_length=1,
-        description="the image: a file path (relative to dataset.image_root), encoded bytes, or a Hugging Face "
-        "Image value ({bytes, path})",
+        description="the image: a file path (relative to evaluation.dataset.image_root), encoded bytes, or a "
+        "Hugging Face Image value ({bytes, path})",
     )
     label: str = Field("label", min_length=1, description="the label, read through the label map")
     boxes: str = Field(
