@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 2 for bad settings, 1 for any other zoomguard error (each with one line on stderr)."""
     args = build_parser().parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what `eval` writes into its table
     try:
         return int(args.handler(args))
     except ConfigError as exc:

@@ -14,9 +14,10 @@ from typing import Any
 from zoomguard.dataset.records import TrainingRecord
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.evaluation.calibration_fit import CalibrationFit, fit_calibration
-from zoomguard.evaluation.scores import Prediction, per_source, reliability_bins, summarize
+from zoomguard.evaluation.scores import BoxTuple, Prediction, per_source, reliability_bins, summarize
 from zoomguard.evaluation.settings import EvaluationSettings
 from zoomguard.schemas.detection import Detection, ModelInfo
+from zoomguard.schemas.review import Label
 
 REPORT_SCHEMA_VERSION = 1
 UNCERTAIN_POLICY = (
@@ -50,26 +51,39 @@ class ModelEvaluation:
 
 def prediction_from(record: TrainingRecord, detection: Detection | None, error: str | None = None) -> Prediction:
     """A record and what the model said about it; p_ai is the raw one (before any calibration)."""
+    return prediction_of(record.event_id, record.label, record.source, tuple(record.boxes), detection, error)
+
+
+def prediction_of(
+    event_id: str,
+    label: Label,
+    source: str,
+    reference_boxes: tuple[BoxTuple, ...],
+    detection: Detection | None,
+    error: str | None = None,
+) -> Prediction:
+    """An image's label next to its detection (None: it failed with `error`); p_ai is the raw one."""
     if detection is None:
         return Prediction(
-            event_id=record.event_id,
-            label=record.label,
+            event_id=event_id,
+            label=label,
             decision="error",
             p_ai=None,
-            source=record.source,
-            reference_boxes=tuple(record.boxes),
+            source=source,
+            reference_boxes=reference_boxes,
             error=error,
         )
     raw = detection.p_ai_raw if detection.p_ai_raw is not None else detection.p_ai
     return Prediction(
-        event_id=record.event_id,
-        label=record.label,
+        event_id=event_id,
+        label=label,
         decision=detection.decision,
         p_ai=raw,
-        source=record.source,
+        source=source,
         reason=detection.reason,
         boxes=tuple(region.box for region in detection.regions),
-        reference_boxes=tuple(record.boxes),
+        reference_boxes=reference_boxes,
+        decision_source=detection.decision_source,
     )
 
 

@@ -4,7 +4,8 @@ One engine serves every model compared in a run: the base weights, and LoRA adap
 them and named per request, so the serving model and a candidate are scored on the same images by the
 same engine build. Models are scored on raw P(ai) (no calibration), so the comparison is between
 models, not between calibrations; the calibration is fitted afterwards from the same predictions
-(report.py), and the files are written by outputs.py.
+(report.py), and the files are written by outputs.py. `promote` holds its split in memory (two models
+score the same records); `eval` streams any dataset format through eval_run.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,14 @@ from zoomguard.detector.factory import build_detector, build_engine
 from zoomguard.detector.settings import DetectorSettings
 from zoomguard.detector.zoomin import ServingModel, ZoomInDetector
 from zoomguard.errors import BadInputError, ConfigError
-from zoomguard.evaluation.outputs import write_outputs
-from zoomguard.evaluation.report import ModelEvaluation, ModelSpec, build_report, prediction_from
+from zoomguard.evaluation.eval_run import EvalRun, evaluate_source, listed_items
+from zoomguard.evaluation.report import ModelEvaluation, ModelSpec, prediction_from
 from zoomguard.evaluation.scores import Prediction
 from zoomguard.evaluation.settings import EvaluationSettings
+from zoomguard.evaluation.sources.formats import open_dataset
+from zoomguard.evaluation.stages import cascade_parts
+from zoomguard.evidence.settings import EvidenceSettings
+from zoomguard.known.settings import KnownContentSettings
 from zoomguard.schemas.detection import ModelInfo
 
 
@@ -65,11 +69,7 @@ async def evaluate_models(
     progress: bool = True,
 ) -> list[ModelEvaluation]:
     """Score each model in turn on `records` with one engine (LoRA enabled when any spec has an adapter)."""
-    # the specs say which weights serve; the engine starts on the base ones and loads adapters as asked
-    engine_update: dict[str, Any] = {"lora_adapter": "", "lora_version": ""}
-    if any(spec.adapter for spec in specs):
-        engine_update["enable_lora"] = True
-    engine = engine.model_copy(update=engine_update)
+    engine = _engine_for(engine, specs)
     backend = build_engine(engine, detector)
     await backend.start()
     try:
@@ -83,6 +83,14 @@ async def evaluate_models(
         return results
     finally:
         await backend.close()
+
+
+def _engine_for(engine: EngineSettings, specs: Sequence[ModelSpec]) -> EngineSettings:
+    """The specs say which weights serve: the engine starts on the base ones and loads adapters as asked."""
+    update: dict[str, Any] = {"lora_adapter": "", "lora_version": ""}
+    if any(spec.adapter for spec in specs):
+        update["enable_lora"] = True
+    return engine.model_copy(update=update)
 
 
 async def _serve(engine: Engine, detector: ZoomInDetector, base: ModelInfo, spec: ModelSpec) -> ModelInfo:
@@ -127,27 +135,77 @@ async def predict(
         bar.close()
 
 
+async def evaluate_stages(
+    engine: EngineSettings,
+    detector: DetectorSettings,
+    evaluation: EvaluationSettings,
+    dataset: str | Path,
+    out_dir: Path | None,
+    *,
+    adapter: str | None = None,
+    split: str | None = None,
+    evidence: EvidenceSettings | None = None,
+    known: KnownContentSettings | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> EvalRun:
+    """`zoomguard eval`: one model (base or base + adapter) on one dataset, through `evaluation.stages`.
+
+    The dataset is opened and listed, and the bank loaded, before the engine starts: a dataset that would be
+    refused costs no engine start. `evidence` and `known` are the cascade's settings (defaults when None)."""
+    split = split or evaluation.split
+    source = await asyncio.to_thread(open_dataset, str(dataset), evaluation.dataset, split)
+    rows = await asyncio.to_thread(lambda: list(source.rows()))
+    listed_items(source, rows, evaluation)
+    parts = None
+    if evaluation.stages != "model":
+        parts = await asyncio.to_thread(
+            cascade_parts,
+            evidence or EvidenceSettings(),
+            known or KnownContentSettings(),
+            detector.limits,
+            evaluation.bank_csv,
+        )
+    elif evaluation.bank_csv:
+        raise ConfigError("--bank feeds the cascade's known-content stage: add --stages cascade (or both)")
+    adapter = adapter or engine.lora_adapter or None
+    version = (engine.lora_version or None) if adapter else None
+    spec = ModelSpec("model", adapter, version)
+    settings = _engine_for(engine, [spec])
+    backend = build_engine(settings, detector)
+    await backend.start()
+    try:
+        zoomin = build_detector(settings, detector, backend)
+        await _serve(backend, zoomin, zoomin.model, spec)
+        return await evaluate_source(
+            zoomin,
+            source,
+            evaluation,
+            detector,
+            rows=rows,
+            spec=spec,
+            cascade=parts,
+            out_dir=out_dir,
+            command=command,
+            progress=progress,
+        )
+    finally:
+        await backend.close()
+
+
 async def evaluate_dataset(
     engine: EngineSettings,
     detector: DetectorSettings,
     evaluation: EvaluationSettings,
-    dataset_dir: Path,
+    dataset_dir: str | Path,
     out_dir: Path | None,
     *,
     adapter: str | None = None,
     split: Split | None = None,
     progress: bool = True,
 ) -> ModelEvaluation:
-    """`zoomguard eval`: one model (base or base + adapter) on one split; outputs written when out_dir is set."""
-    split = split or evaluation.split
-    records = load_records(dataset_dir, split, evaluation.max_records)
-    adapter = adapter or engine.lora_adapter or None
-    version = (engine.lora_version or None) if adapter else None
-    spec = ModelSpec("model", adapter, version)
-    [result] = await evaluate_models(
-        engine, detector, [spec], records, concurrency=evaluation.concurrency, progress=progress
+    """The first stage's evaluation of `evaluate_stages` (the model's, by default): outputs in out_dir when set."""
+    run = await evaluate_stages(
+        engine, detector, evaluation, dataset_dir, out_dir, adapter=adapter, split=split, progress=progress
     )
-    build_report(result, evaluation, detector, describe_dataset(dataset_dir, split), datetime.now(UTC))
-    if out_dir is not None:
-        write_outputs(result, out_dir, evaluation.ece_bins)
-    return result
+    return run.results[0]

@@ -46,6 +46,7 @@ class Prediction:
     boxes: tuple[BoxTuple, ...] = ()
     reference_boxes: tuple[BoxTuple, ...] = ()
     error: str | None = None
+    decision_source: str | None = None  # evidence, known_content or model; None when the image failed
 
     @property
     def parse_ok(self) -> bool:
@@ -64,6 +65,7 @@ class Prediction:
             "error": self.error,
             "boxes": [list(b) for b in self.boxes],
             "reference_boxes": [list(b) for b in self.reference_boxes],
+            "decision_source": self.decision_source,
         }
 
 

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zoomguard.evaluation.sources.settings import DatasetSettings
+
+Stages = Literal["model", "cascade", "both"]
 PrimaryMetric = Literal["accuracy", "f1", "auroc", "selective_accuracy", "mean_box_iou", "ece"]
 
 
@@ -17,11 +20,27 @@ class EvaluationSettings(BaseModel):
         "",
         description="the registry's path as workers mount it (ModelUpdate.adapter_path); empty: registry_dir",
     )
-    split: Literal["train", "test"] = Field("test", description="dataset split `eval` and `promote` score on")
+    split: Literal["train", "test"] = Field(
+        "test",
+        description="the split `promote` scores on, and `eval` reads from `collect` output, split-named Parquet "
+        "files and saved DatasetDicts (other splits: pass their folder, or hf:NAME:SPLIT)",
+    )
     concurrency: int = Field(32, ge=1, le=4096, description="images evaluated at once (the engine batches them)")
     max_records: int = Field(
-        200_000, ge=1, description="a split with more records is refused (evaluation holds the split in memory)"
+        200_000,
+        ge=1,
+        description="a dataset with more items is refused before any image is scored (promote holds its split's "
+        "images in memory; eval streams them, `concurrency` at a time, and keeps ~1 kB per item)",
     )
+    stages: Stages = Field(
+        "model",
+        description="eval: model: the detector alone (the papers' numbers); cascade: evidence, known content, then "
+        "the model, as zoomguard serves; both: each image through both (the model runs once when it decides)",
+    )
+    bank_csv: str = Field(
+        "", description="eval with the cascade: a hash list (CSV, as `bank import` reads) for the known-content stage"
+    )
+    dataset: DatasetSettings = Field(default_factory=DatasetSettings)
     ece_bins: int = Field(10, ge=2, le=100, description="equal-width P(ai) bins of ECE and the reliability diagram")
     primary_metric: PrimaryMetric = Field(
         "accuracy", description="what the candidate must improve (ece: lower is better; the rest: higher)"

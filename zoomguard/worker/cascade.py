@@ -16,10 +16,11 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from opentelemetry import trace
 
-from zoomguard.detector.zoomin import ZoomInDetector
+from zoomguard.detector.zoomin import BeforeModel
 from zoomguard.evidence.decide import conclusive, explanation, trusted_capture
 from zoomguard.evidence.reader import PixelReader
 from zoomguard.evidence.settings import EvidenceSettings
@@ -43,10 +44,26 @@ from zoomguard.schemas.evidence import EvidenceItem
 EvidenceReader = Callable[[bytes], list[EvidenceItem]]  # CPU only, never raises on hostile bytes
 
 
+class ModelStage(Protocol):
+    """What the cascade asks of the model: a ZoomInDetector, or a wrapper that watches it (evaluation's)."""
+
+    @property
+    def model(self) -> ModelInfo: ...
+
+    async def detect_bytes(
+        self,
+        data: bytes,
+        *,
+        request_id: str,
+        before_model: BeforeModel | None = None,
+        prior_log_odds: float = 0.0,
+    ) -> Detection: ...
+
+
 class Cascade:
     def __init__(
         self,
-        detector: ZoomInDetector,
+        detector: ModelStage,
         read_evidence: EvidenceReader | None,
         settings: EvidenceSettings,
         limits: ImageLimits,
