@@ -264,7 +264,12 @@ def test_the_eval_command_on_a_manifest_through_the_cascade(
     assert (seen["0"]["label"], seen["1"]["label"], seen["fake"]["label"]) == ("ai_generated", "real", "ai_generated")
     # with the band closed every image the model answered is decided (no uncertain)
     assert report["metrics"]["uncertain_rate"] == 0.0
+    # how long the run took to read and score, per 1,000 images: what a user plans a larger run with
+    timing = report["timing"]
+    assert table["timing"] == timing and 0 < timing["scoring_s"] < 600
+    assert timing["seconds_per_1000_images"] == pytest.approx(1000 * timing["scoring_s"] / 6, rel=0.01)
     markdown = (out / "table.md").read_text()
+    assert "s per 1,000 images)" in markdown
     assert markdown.startswith("# zoomguard eval: trace-mini") and "| cascade | **trace-mini** | 6 |" in markdown
     assert (out / "problems.jsonl").read_text() == ""
 

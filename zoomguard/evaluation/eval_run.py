@@ -9,6 +9,7 @@ counted and listed, never scored and never guessed at; when problems exceed
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,9 +93,11 @@ async def evaluate_source(
     listed_items(source, rows, evaluation)
     scorer = StageScorer(detector, evaluation.stages, cascade)
     images = source.images()
+    started = time.perf_counter()
     stream = await score_stream(
         rows, images, scorer.score, scorer.stages, concurrency=evaluation.concurrency, progress=progress
     )
+    scoring_s = time.perf_counter() - started
     problems = [row for row in rows if isinstance(row, Problem)] + stream.problems
     if out_dir is not None:
         write_problems(problems, out_dir)
@@ -107,6 +110,8 @@ async def evaluate_source(
     dataset = describe(source, rows, problems, stream.fingerprint, scored)
     if cascade is not None and cascade.bank_description is not None:
         dataset["bank"] = cascade.bank_description
+    # what a user plans a run with: reading and scoring, without the engine's start
+    timing = {"scoring_s": round(scoring_s, 2), "seconds_per_1000_images": round(1000 * scoring_s / scored, 1)}
     results = []
     for stage in scorer.stages:
         result = ModelEvaluation(
@@ -114,12 +119,14 @@ async def evaluate_source(
         )
         build_report(result, evaluation, detector_settings, dataset, created_at)
         result.report["stage"] = stage
+        result.report["timing"] = timing
         result.report["decided_by"] = dict(Counter(p.decision_source or "error" for p in result.predictions))
         results.append(result)
     thresholds = {"ai_threshold": detector_settings.ai_threshold, "real_threshold": detector_settings.real_threshold}
     table = build_table(
-        results, dataset, command=command, created_at=created_at, thresholds=thresholds, ece_bins=evaluation.ece_bins
-    )
+        results, dataset, command=command, created_at=created_at, thresholds=thresholds, ece_bins=evaluation.ece_bins,
+        timing=timing,
+    )  # fmt: skip
     run = EvalRun(results, dataset, problems, table)
     if out_dir is not None:
         for result in results:

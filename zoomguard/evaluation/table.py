@@ -63,6 +63,7 @@ def build_table(
     created_at: datetime,
     thresholds: Mapping[str, float],
     ece_bins: int,
+    timing: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The table of one run: every stage's rows under one header."""
     first = results[0]
@@ -78,8 +79,17 @@ def build_table(
         "stages": [r.spec.role for r in results],
         "thresholds": dict(thresholds),
         "accuracy_policy": "uncertain and failed images count as wrong; problems (listed apart) are not scored",
+        "timing": dict(timing or {}),
         "rows": rows,
     }
+
+
+def _timing_line(timing: Mapping[str, float]) -> list[str]:
+    if not timing:
+        return []
+    return [
+        f"- time: {timing['scoring_s']} s to read and score ({timing['seconds_per_1000_images']} s per 1,000 images)"
+    ]
 
 
 def _number(value: float | None) -> str:
@@ -103,6 +113,7 @@ def render_markdown(table: Mapping[str, Any]) -> str:
         f"<= {thresholds['real_threshold']}; {table['accuracy_policy']}",
         f"- command: `{table['command'] or '(not from the command line)'}`",
         f"- date: {table['created_at']}",
+        *_timing_line(table.get("timing") or {}),
         "",
         "| stage | dataset / source | images | accuracy | acc. real | acc. AI | box IoU (boxes) | uncertain | "
         "decided by evidence / known / model / error |",
