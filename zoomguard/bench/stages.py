@@ -12,7 +12,6 @@ repeats its own images on purpose. The memory runs (a backlog, then ten times it
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +28,6 @@ from zoomguard.bench.runs import RunResult, engine_ceiling, pipeline
 from zoomguard.schemas.detection import Detection
 
 STAGES = ("ceiling", "naive", "pipeline", "sequential", "paced", "cached", "marked", "mixed")
-
-
-def _say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -70,7 +65,7 @@ class StageRunner:
         probe: CacheProbe,
         naive: NaiveModel | None,
         quiet: QuietCheck,
-        say: Callable[[str], None] = _say,
+        say: Callable[[str], None],
     ):
         self._options = options
         self._settings = settings

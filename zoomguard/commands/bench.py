@@ -104,6 +104,7 @@ def bench_settings(options: BenchOptions, bootstrap: str) -> Settings:
 
 
 async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
+    from zoomguard.bench.limit import arithmetic_of_run
     from zoomguard.bench.naive import NaiveModel, naive_device
     from zoomguard.bench.probe import CacheProbe
     from zoomguard.bench.quiet import QuietCheck
@@ -127,7 +128,7 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
                 device, dtype = naive_device(settings.engine.dtype)
                 naive = NaiveModel(options.model, device=device, dtype=dtype)
             quiet = QuietCheck(options.busy_threshold_cores, options.busy_wait_s)
-            measured = await StageRunner(options, settings, CacheProbe(served), naive, quiet).run()
+            measured = await StageRunner(options, settings, CacheProbe(served), naive, quiet, _say).run()
         finally:
             await engine.close()
     _say("pre- and post-processing per image")
@@ -140,62 +141,12 @@ async def run_bench(options: BenchOptions, out: Path) -> dict[str, Any]:
 
         _say(f"the known-content index: lookups in a bank of {options.known_entries:,}")
         known = measure_known_index(options.known_entries)
-    arithmetic = _arithmetic(options, settings, measured)
+    arithmetic = arithmetic_of_run(options, settings, measured, _say)
     report = build_report(options, settings, measured, prepost, evidence, known, arithmetic)
     paths = write(report, out)
     print(markdown(report))
     _say("wrote " + ", ".join(str(p) for p in paths))
     return report
-
-
-def _arithmetic(options: BenchOptions, settings: Settings, measured: Any) -> dict[str, Any] | None:
-    """What this device's matmul peak allows for the work the ceiling measured per image (the model's config must
-    be local: with servers, pass the checkpoint directory as --model)."""
-    import statistics
-
-    from zoomguard.bench.arithmetic import (
-        QueryCounts,
-        arithmetic_figures,
-        image_patches,
-        measure_peak_flops,
-        model_shape,
-    )
-    from zoomguard.bench.naive import naive_device
-
-    config = Path(options.model) / "config.json"
-    if not config.is_file() or not measured.detections:
-        return None
-    detections = measured.detections
-    mean = lambda values: statistics.fmean(values) if values else 0.0  # noqa: E731
-    queries = [
-        QueryCounts(
-            round(mean([d.usage.locate_prompt_tokens for d in detections])),
-            measured.preamble_tokens,
-            round(mean([d.usage.locate_completion_tokens for d in detections])),
-        ),
-        QueryCounts(
-            round(mean([d.usage.examine_prompt_tokens for d in detections if d.examined])),
-            round(mean([d.usage.examine_cached_tokens or 0 for d in detections if d.examined])),
-            round(mean([d.usage.examine_completion_tokens for d in detections if d.examined])),
-        ),
-    ]
-    d = settings.detector
-    width, height = options.image_size
-    # Query 1 encodes the full image; Query 2 finds it in the prefix cache and encodes its crops (zoomed to about
-    # zoom_target_side on the longer side: counted as squares of that side, an upper bound)
-    side = d.crops.zoom_target_side
-    patches = image_patches(width, height, min_pixels=d.min_pixels, max_pixels=d.max_pixels) + mean(
-        [x.crops for x in detections]
-    ) * image_patches(side, side, min_pixels=d.min_pixels, max_pixels=d.max_pixels)
-    device, dtype = naive_device(settings.engine.dtype)
-    if dtype == "auto":
-        dtype = str(json.loads(config.read_text()).get("torch_dtype", "bfloat16"))
-    _say(f"the matmul peak of this {device} in {dtype}")
-    peak = measure_peak_flops(device, dtype)
-    return arithmetic_figures(
-        model_shape(json.loads(config.read_text())), queries, patches, peak_flops=peak, device=device, dtype=dtype,
-        measured_ips=statistics.median(measured.ips("pipeline")) if measured.ips("pipeline") else None,
-    )  # fmt: skip
 
 
 async def run_soak(
