@@ -447,3 +447,22 @@ def test_settings_defaults_are_what_the_readme_documents() -> None:
         "image": "image", "label": "label", "boxes": "boxes", "explanation": "explanation", "source": "source", "id": "id"
     }  # fmt: skip
     assert EvaluationSettings().stages == "model"
+
+
+# ---------------------------------------------------------------- bounded reads
+
+
+def test_an_image_file_over_the_byte_limit_is_read_only_up_to_just_past_it(tmp_path: Path) -> None:
+    big = b"\xff\xd8" + bytes(50_000)  # a 50 KB "JPEG": the detector refuses anything over its byte limit
+    (tmp_path / "set" / "1_fake").mkdir(parents=True)
+    (tmp_path / "set" / "1_fake" / "big.jpg").write_bytes(big)
+    (tmp_path / "set" / "1_fake" / "small.png").write_bytes(SAMPLES[1].data)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image": "set/1_fake/big.jpg", "label": "fake"}) + "\n")
+    for spec in (tmp_path / "set", manifest):
+        source = open_dataset(str(spec), _settings(), "test", max_image_bytes=4096)
+        images = [image for image in source.images() if isinstance(image, bytes)]
+        assert len(images[0]) == 4097 and images[0] == big[:4097]  # still over the limit: refused as before
+        if spec != manifest:
+            assert images[1] == SAMPLES[1].data  # a file within the limit is read whole
+    assert _open(tmp_path / "set").max_image_bytes == 20 * 1024 * 1024  # the detector's default limit

@@ -154,7 +154,7 @@ async def evaluate_stages(
     The dataset is opened and listed, and the bank loaded, before the engine starts: a dataset that would be
     refused costs no engine start. `evidence` and `known` are the cascade's settings (defaults when None)."""
     split = split or evaluation.split
-    source = await asyncio.to_thread(open_dataset, str(dataset), evaluation.dataset, split)
+    source = await asyncio.to_thread(open_dataset, str(dataset), evaluation.dataset, split, detector.limits.max_bytes)
     rows = await asyncio.to_thread(lambda: list(source.rows()))
     listed_items(source, rows, evaluation)
     parts = None

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zoomguard.evaluation.sources.items import EvalItem, Problem, Row
+from zoomguard.evaluation.sources.items import DEFAULT_MAX_BYTES, EvalItem, Problem, Row, read_bounded
 from zoomguard.evaluation.sources.labels import LabelMap
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -24,6 +24,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 
 class FolderSource:
     format = "folder"
+    max_image_bytes = DEFAULT_MAX_BYTES  # what one image file may cost in memory (open_dataset sets it)
 
     def __init__(self, root: Path, labels: LabelMap, *, source_depth: int = 0, name: str = ""):
         self.root = root
@@ -82,7 +83,7 @@ class FolderSource:
     def images(self) -> Iterator[bytes | Problem]:
         for path in self._files():
             try:
-                yield path.read_bytes()
+                yield read_bounded(path, self.max_image_bytes)
             except OSError as exc:
                 item_id = path.relative_to(self.root).as_posix()
                 yield Problem(str(path), f"unreadable: {exc.strerror or exc}", "reading", item_id)

@@ -55,8 +55,16 @@ def detect_format(spec: str) -> DatasetFormat:
     return "folder"
 
 
-def open_dataset(spec: str, settings: DatasetSettings, split: str) -> DatasetSource:
-    """The reader for `spec`; BadInputError when it is not there or not what its format needs."""
+def open_dataset(spec: str, settings: DatasetSettings, split: str, max_image_bytes: int | None = None) -> DatasetSource:
+    """The reader for `spec`; BadInputError when it is not there or not what its format needs. Image files are
+    read up to `max_image_bytes` + 1 (the detector's byte limit; default: its default)."""
+    source = _open(spec, settings, split)
+    if max_image_bytes is not None:
+        source.max_image_bytes = max_image_bytes
+    return source
+
+
+def _open(spec: str, settings: DatasetSettings, split: str) -> DatasetSource:
     chosen = detect_format(spec) if settings.format == "auto" else settings.format
     labels = LabelMap.with_pairs(settings.label_map)
     root = Path(settings.image_root) if settings.image_root else None

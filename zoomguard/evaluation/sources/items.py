@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from zoomguard.evaluation.scores import BoxTuple
+from zoomguard.media.settings import ImageLimits
 from zoomguard.schemas.review import Label
 
 Phase = Literal["listing", "reading", "decoding"]
@@ -51,6 +53,7 @@ class DatasetSource(Protocol):
 
     name: str
     format: str
+    max_image_bytes: int  # image files are read up to this + 1 bytes
 
     def describe(self) -> dict[str, Any]:
         """What the report says about the dataset: path, format, split, and what the reader skipped."""
@@ -59,3 +62,13 @@ class DatasetSource(Protocol):
     def rows(self) -> Iterator[Row]: ...
 
     def images(self) -> Iterator[bytes | Problem]: ...
+
+
+DEFAULT_MAX_BYTES = ImageLimits().max_bytes
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """At most `max_bytes` + 1 bytes of a file: one over the limit is still refused by the detector's byte limit
+    (an `error` prediction, as an upload over it is), but a multi-gigabyte file never lands in memory whole."""
+    with path.open("rb") as stream:
+        return stream.read(max_bytes + 1)

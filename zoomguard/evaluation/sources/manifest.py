@@ -17,13 +17,14 @@ from typing import Any
 
 from zoomguard.errors import BadInputError
 from zoomguard.evaluation.sources.fields import parse_boxes, parse_id, parse_text
-from zoomguard.evaluation.sources.items import EvalItem, Problem, Row
+from zoomguard.evaluation.sources.items import DEFAULT_MAX_BYTES, EvalItem, Problem, Row, read_bounded
 from zoomguard.evaluation.sources.labels import LabelMap
 from zoomguard.evaluation.sources.settings import DatasetColumns
 
 
 class ManifestSource:
     format = "manifest"
+    max_image_bytes = DEFAULT_MAX_BYTES  # what one image file may cost in memory (open_dataset sets it)
 
     def __init__(
         self, path: Path, labels: LabelMap, columns: DatasetColumns, *, image_root: Path | None = None, name: str = ""
@@ -109,16 +110,16 @@ class ManifestSource:
             if not isinstance(image, str) or not image.strip():
                 yield Problem(location, "no image path", "reading")
                 continue
-            yield read_image_file(image, self._root, location)
+            yield read_image_file(image, self._root, location, self.max_image_bytes)
 
 
-def read_image_file(path_text: str, root: Path, location: str) -> bytes | Problem:
-    """A local image file's bytes; a Problem for a URL or a file that cannot be read."""
+def read_image_file(path_text: str, root: Path, location: str, max_bytes: int) -> bytes | Problem:
+    """A local image file's bytes (bounded: `read_bounded`); a Problem for a URL or a file that cannot be read."""
     if "://" in path_text:
         return Problem(location, f"{path_text[:120]} is a URL: eval reads local files only", "reading", path_text)
     path = root / path_text
     try:
-        return path.read_bytes()
+        return read_bounded(path, max_bytes)
     except OSError as exc:
         return Problem(location, f"unreadable {path}: {exc.strerror or exc}", "reading", path_text)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from zoomguard.errors import BadInputError
 from zoomguard.evaluation.sources.fields import parse_boxes, parse_id, parse_text
-from zoomguard.evaluation.sources.items import EvalItem, Problem, Row
+from zoomguard.evaluation.sources.items import DEFAULT_MAX_BYTES, EvalItem, Problem, Row
 from zoomguard.evaluation.sources.labels import LabelMap
 from zoomguard.evaluation.sources.manifest import read_image_file
 from zoomguard.evaluation.sources.settings import DatasetColumns
@@ -36,6 +36,8 @@ class TableParts(Protocol):
 
 
 class TableSource:
+    max_image_bytes = DEFAULT_MAX_BYTES  # what one image file may cost in memory (open_dataset sets it)
+
     def __init__(
         self,
         name: str,
@@ -125,5 +127,5 @@ class TableSource:
         if isinstance(cell, bytes | bytearray):
             return bytes(cell) if cell else Problem(location, "empty image bytes", "reading")
         if isinstance(cell, str) and cell.strip():
-            return read_image_file(cell, self._root, location)
+            return read_image_file(cell, self._root, location, self.max_image_bytes)
         return Problem(location, "no image in this row", "reading")
