@@ -12,7 +12,7 @@ from zoomguard.app.config import Settings
 from zoomguard.bench.arithmetic import QueryCounts, arithmetic_figures, image_patches, measure_peak_flops, model_shape
 from zoomguard.bench.naive import naive_device
 from zoomguard.bench.options import BenchOptions
-from zoomguard.bench.stages import Measured
+from zoomguard.bench.stages import Measured, work_per_image
 
 
 def arithmetic_of_run(
@@ -24,18 +24,11 @@ def arithmetic_of_run(
     if not config.is_file() or not measured.detections:
         return None
     detections = measured.detections
+    work = work_per_image(detections)  # the same per-image means the report gives
     mean = lambda values: statistics.fmean(values) if values else 0.0  # noqa: E731
     queries = [
-        QueryCounts(
-            round(mean([d.usage.locate_prompt_tokens for d in detections])),
-            measured.preamble_tokens,
-            round(mean([d.usage.locate_completion_tokens for d in detections])),
-        ),
-        QueryCounts(
-            round(mean([d.usage.examine_prompt_tokens for d in detections if d.examined])),
-            round(mean([d.usage.examine_cached_tokens or 0 for d in detections if d.examined])),
-            round(mean([d.usage.examine_completion_tokens for d in detections if d.examined])),
-        ),
+        QueryCounts(work["locate_prompt_tokens"], measured.preamble_tokens, work["locate_tokens"]),
+        QueryCounts(work["examine_prompt_tokens"], work["examine_cached_tokens"], work["examine_tokens"]),
     ]
     d = settings.detector
     width, height = options.image_size
@@ -45,12 +38,13 @@ def arithmetic_of_run(
     patches = image_patches(width, height, min_pixels=d.min_pixels, max_pixels=d.max_pixels) + mean(
         [x.crops for x in detections]
     ) * image_patches(side, side, min_pixels=d.min_pixels, max_pixels=d.max_pixels)
+    model_config = json.loads(config.read_text())
     device, dtype = naive_device(settings.engine.dtype)
     if dtype == "auto":
-        dtype = str(json.loads(config.read_text()).get("torch_dtype", "bfloat16"))
+        dtype = str(model_config.get("torch_dtype", "bfloat16"))
     say(f"the matmul peak of this {device} in {dtype}")
     peak = measure_peak_flops(device, dtype)
     return arithmetic_figures(
-        model_shape(json.loads(config.read_text())), queries, patches, peak_flops=peak, device=device, dtype=dtype,
+        model_shape(model_config), queries, patches, peak_flops=peak, device=device, dtype=dtype,
         measured_ips=statistics.median(measured.ips("pipeline")) if measured.ips("pipeline") else None,
     )  # fmt: skip

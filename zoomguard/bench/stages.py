@@ -191,5 +191,6 @@ def work_per_image(detections: list[Detection]) -> dict[str, Any]:
         "examine_tokens": round(mean([d.usage.examine_completion_tokens for d in detections if d.examined])),
         "locate_prompt_tokens": round(mean([d.usage.locate_prompt_tokens for d in detections])),
         "examine_prompt_tokens": round(mean([d.usage.examine_prompt_tokens for d in detections if d.examined])),
+        "examine_cached_tokens": round(mean([d.usage.examine_cached_tokens or 0 for d in detections if d.examined])),
         "prefix_reuse": round(mean(reuse), 4),
     }
