@@ -15,6 +15,7 @@ import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ from zoomguard.app.config import Settings
 from zoomguard.errors import BadInputError
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
 from zoomguard.kafka.follow import TopicFollower, sleep_or_stop
-from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable
+from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable, skip_unreadable
 from zoomguard.known.bank import BankEntry, record_of
 from zoomguard.known.feed import Hashed, JoinTable, review_entry
 from zoomguard.known.hashing import pdq_of_bytes
@@ -39,6 +40,10 @@ class FeedStats:
     published: int = 0
     unjoinable: int = 0
     invalid: int = 0
+    unreadable: int = 0  # decisions the Kafka client could not read, skipped (logged with partition and offset)
+
+
+_UNREADABLE_ATTEMPTS = 3
 
 
 async def feed_bank(
@@ -58,14 +63,20 @@ async def feed_bank(
     try:
         await consumer.call(lambda c: c.subscribe([topics.review_decisions]))
         log.info("bank feed started", decisions=topics.review_decisions, bank=topics.known)
+        failures = 0
         while not stop.is_set():
             try:
                 batch = await consumer.call(lambda c: poll_readable(c, timeout_ms=500))
-            except UnreadableRecordsError as exc:  # a batch the client cannot decode: say so, never crash-loop
-                log.error("review decisions unreadable; retrying", error=str(exc))
-                await sleep_or_stop(stop, 5.0)
-                continue
-            records = [r for rs in batch.values() for r in rs]
+                records = [r for rs in batch.values() for r in rs]
+                failures = 0
+            except UnreadableRecordsError as exc:  # a batch the client cannot decode: never crash-loop or stall
+                failures += 1
+                if failures < _UNREADABLE_ATTEMPTS:  # a CRC error can be a bad fetch: look again first
+                    log.warning("review decisions unreadable; retrying", error=str(exc))
+                    await sleep_or_stop(stop, 1.0)
+                    continue
+                failures = 0
+                records = await _skip_unreadable(consumer, stats)
             if not records:
                 continue
             pending: list[ReviewDecision] = []
@@ -108,6 +119,22 @@ async def feed_bank(
         await asyncio.to_thread(producer.close)
         consumer.shutdown()
         await fetcher.close()
+
+
+async def _skip_unreadable(consumer: ConsumerThread, stats: FeedStats) -> list[Any]:
+    """Move past the decision the client cannot read (logged with where it is, so it can be re-sent) and hand back
+    what the probe read from the other partitions."""
+    probe = await consumer.call(skip_unreadable)
+    if probe.culprit is not None:
+        stats.unreadable += 1
+        log.error(
+            "review decision cannot be read by the Kafka client: skipping it",
+            topic=probe.culprit.topic,
+            partition=probe.culprit.partition,
+            offset=probe.offset,
+            error=probe.error,
+        )
+    return probe.records
 
 
 async def _learn(follower: TopicFollower, table: JoinTable, stop: asyncio.Event) -> None:

@@ -8,20 +8,32 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import structlog
+
 from zoomguard.kafka.settings import KafkaSettings
-from zoomguard.kafka.unreadable import poll_readable
+from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable, skip_unreadable
+
+log = structlog.get_logger("zoomguard.kafka")
 
 
 class TopicFollower:
     """A topic read by assignment from the beginning, then followed, with no consumer group and no commits:
     every process that follows it sees every record (the model-update topic; later the known-content bank).
 
+    A record the client cannot read (a corrupt batch, a codec it lacks) raises from `read` a few times, since a
+    CRC error can be a bad fetch; then it is skipped, logged with its partition and offset and counted in
+    `skipped_unreadable`: a follower has nowhere to dead-letter it, and waiting on it would stall the topic for
+    every record behind it (the bank would never load).
+
     kafka-python's consumer is not thread-safe: every call runs on one dedicated thread."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, poll_ms: int = 300):
+    def __init__(self, kafka: KafkaSettings, topic: str, poll_ms: int = 300, unreadable_attempts: int = 3):
         self._kafka = kafka
         self._topic = topic
         self._poll_ms = poll_ms
+        self._unreadable_attempts = unreadable_attempts
+        self._unreadable_failures = 0
+        self.skipped_unreadable = 0
         self._consumer: Any = None
         self._assigned = False
         self._start_end: dict[Any, int] = {}  # end offsets when first assigned: what "caught up" means
@@ -70,8 +82,29 @@ class TopicFollower:
             self._consumer.seek_to_beginning(*assignment)
             self._start_end = dict(self._consumer.end_offsets(assignment))
             self._assigned = True
-        batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
+        try:
+            batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
+        except UnreadableRecordsError:
+            self._unreadable_failures += 1
+            if self._unreadable_failures < self._unreadable_attempts:
+                raise
+            return self._skip_unreadable()
+        self._unreadable_failures = 0
         return [record for records in batches.values() for record in records]
+
+    def _skip_unreadable(self) -> list[Any]:
+        self._unreadable_failures = 0
+        probe = skip_unreadable(self._consumer)
+        if probe.culprit is not None:
+            self.skipped_unreadable += 1
+            log.error(
+                "record cannot be read by the Kafka client: skipping it",
+                topic=probe.culprit.topic,
+                partition=probe.culprit.partition,
+                offset=probe.offset,
+                error=probe.error,
+            )
+        return probe.records
 
     async def close(self) -> None:
         def close() -> None:

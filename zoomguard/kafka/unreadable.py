@@ -93,6 +93,18 @@ def probe_unreadable(consumer: Any, polls_per_partition: int = 10, first: TopicP
     return result
 
 
+def skip_unreadable(consumer: Any) -> ProbeResult:
+    """For readers with nowhere to dead-letter (followers of a compacted topic, the bank feed): find the offset
+    that cannot be read and move the position past it, so the reader goes on with the records after it.
+
+    On the consumer's own thread. The caller logs the culprit and counts it; the records read from healthy
+    partitions meanwhile are in the result, to be applied like any others."""
+    result = probe_unreadable(consumer)
+    if result.culprit is not None and result.offset is not None:
+        consumer.seek(result.culprit, result.offset + 1)
+    return result
+
+
 def describe_unreadable(consumer: Any, error: BaseException) -> str:
     """For readers that stop instead of dead-lettering: which partitions, at which positions, and why."""
     try:
