@@ -104,3 +104,25 @@ def test_the_quiet_check_sees_another_processs_load() -> None:
     assert other_cores_busy(1.0) > 0.3
     quiet, load = QuietCheck(threshold_cores=0.3, wait_s=0.0, interval_s=0.5).wait()
     assert not quiet and load > 0.3
+
+
+def test_the_naive_baseline_takes_its_torch_threads_only_while_it_runs() -> None:
+    """vLLM leaves the serving process one torch thread; the baseline must not hand every later stage two."""
+    import psutil
+    import torch
+
+    from zoomguard.bench.naive import NaiveModel
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as vLLM leaves the process it serves from
+    try:
+        naive = NaiveModel("unused-model-dir")
+        with naive.own_threads():
+            inside = torch.get_num_threads()
+        assert inside == (psutil.cpu_count(logical=False) or 1) == naive.threads
+        assert torch.get_num_threads() == 1, "the process's own count is back after the baseline"
+        with pytest.raises(RuntimeError), naive.own_threads():
+            raise RuntimeError("a failed baseline run")
+        assert torch.get_num_threads() == 1, "restored after a failure too"
+    finally:
+        torch.set_num_threads(before)
