@@ -154,3 +154,23 @@ def test_a_review_entry_exports_with_its_reviewer_as_source() -> None:
     stream = io.StringIO()
     export_csv([entry], stream)
     assert stream.getvalue().splitlines()[1] == f"{C},real,90,review,2026-12-02T12:00:00+00:00,"
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil.example","open")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_a_note_that_a_spreadsheet_would_run_is_exported_as_text_and_reads_back_unchanged(text: str) -> None:
+    entry = BankEntry(
+        entry_id=import_entry_id(A), pdq=A, label="real", source="import", decided_by=text, decided_at=NOW, note=text
+    )
+    stream = io.StringIO()
+    export_csv([entry], stream)
+    import csv
+
+    row = next(csv.DictReader(io.StringIO(stream.getvalue())))
+    assert row["note"] == "'" + text and row["source"] == "'" + text, "no cell starts with a formula character"
+    again, problems = read(stream.getvalue(), list_name=None)
+    assert problems == [] and again == [entry]
+
+
+def test_an_ordinary_quote_at_the_start_of_a_note_is_kept() -> None:
+    entries, _ = read(f"pdq,label,note\n{A},real,'quoted' by the partner\n")
+    assert entries[0].note == "'quoted' by the partner"

@@ -13,6 +13,10 @@ label and provenance. A header row names the columns, in any order, case-insensi
 - `decided_at`: ISO 8601 with offset; empty: the time of the import.
 - `note`: free text (1000 characters at most).
 
+Text cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+return) are written with a leading `'`, which spreadsheets show as text, and read back without it: a reviewer's
+note cannot become a formula in whoever opens the export (CSV injection).
+
 Other columns are ignored, so a list with extra columns imports as is. Every row is checked on its own: bad rows
 are reported by line (the header is line 1) and the good ones still import. A hash listed twice keeps its last
 row (an entry per hash, `import:<pdq>`); a repeat with another label is reported too.
@@ -34,6 +38,18 @@ from zoomguard.known.hashing import normalise_pdq
 
 COLUMNS = ("pdq", "label", "quality", "source", "decided_at", "note")
 REQUIRED = frozenset({"pdq", "label"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """A free-text cell as written: a leading ' keeps a spreadsheet from running it as a formula."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _text_of(cell: str) -> str:
+    """A free-text cell as read: stripped, and without the ' that `_text_cell` put before a formula start."""
+    text = cell.strip()
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
 
 
 @dataclass(frozen=True)
@@ -96,9 +112,9 @@ def export_csv(entries: Iterable[BankEntry], stream: TextIO) -> int:
                 entry.pdq,
                 entry.label,
                 "" if entry.quality is None else entry.quality,
-                entry.decided_by or entry.source,
+                _text_cell(entry.decided_by or entry.source),
                 entry.decided_at.isoformat(),
-                entry.note or "",
+                _text_cell(entry.note or ""),
             ]
         )
         rows += 1
@@ -135,9 +151,9 @@ def _entry(cells: dict[str, str], now: datetime, list_name: str | None) -> BankE
                 "quality": quality_text or None,
                 "label": label,
                 "source": "import",
-                "decided_by": cells.get("source", "").strip() or list_name,
+                "decided_by": _text_of(cells.get("source", "")) or list_name,
                 "decided_at": decided_at_text or now,
-                "note": cells.get("note", "").strip() or None,
+                "note": _text_of(cells.get("note", "")) or None,
             }
         )
     except ValidationError as exc:
