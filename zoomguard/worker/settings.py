@@ -37,6 +37,12 @@ class WorkerSettings(BaseModel):
     max_model_update_bytes: int = Field(
         1024 * 1024, ge=1024, description="ModelUpdate records larger than this are ignored"
     )
+    freeze_startup_heap: bool = Field(
+        True,
+        description="once started (engine up, bank loaded), exempt the objects that exist then from Python's full "
+        "garbage collections (gc.freeze, as vLLM does in its own processes): a full collection then scans what "
+        "serving allocates, not the libraries and model state, and stops the worker for far less",
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> WorkerSettings:
