@@ -125,15 +125,7 @@ async def _skip_unreadable(consumer: ConsumerThread, stats: FeedStats) -> list[A
     """Move past the decision the client cannot read (logged with where it is, so it can be re-sent) and hand back
     what the probe read from the other partitions."""
     probe = await consumer.call(skip_unreadable)
-    if probe.culprit is not None:
-        stats.unreadable += 1
-        log.error(
-            "review decision cannot be read by the Kafka client: skipping it",
-            topic=probe.culprit.topic,
-            partition=probe.culprit.partition,
-            offset=probe.offset,
-            error=probe.error,
-        )
+    stats.unreadable += probe.culprit is not None
     return probe.records
 
 

@@ -111,51 +111,37 @@ def naive_transformers(
     min_pixels: int = 56 * 56,
 ) -> RunResult:
     with naive.own_threads():
-        return _replay(naive, images, replays, crops=crops, max_regions=max_regions, max_pixels=max_pixels,
-                       min_pixels=min_pixels)  # fmt: skip
-
-
-def _replay(
-    naive: NaiveModel,
-    images: Sequence[bytes],
-    replays: Sequence[Replay],
-    *,
-    crops: CropSettings,
-    max_regions: int,
-    max_pixels: int,
-    min_pixels: int,
-) -> RunResult:
-    processor, model = naive.load()
-    family = FAMILIES["qwen2_5_vl"]
-    completions: list[float] = []
-    started = time.perf_counter()
-    for data, replay in zip(images, replays, strict=True):
-        decoded = decode_image(data)
-        size = family.model_size(decoded.width, decoded.height, min_pixels, max_pixels)
-        model_image = decoded.image.resize(size, Image.Resampling.BICUBIC)
-        prompt = locate_prompt(family.coordinate_instruction(size), max_regions)
-        first: list[dict[str, Any]] = [{"role": "user", "content": [_IMAGE, {"type": "text", "text": prompt}]}]
-        answer = _generate(processor, model, first, [model_image], replay.locate_tokens)
-        if replay.examine_tokens:
-            boxes = [box for box, _ in replay.regions]
-            plans = plan_crops(boxes, decoded.width, decoded.height, crops)
-            zoomed = [
-                crop.resize(family.model_size(*crop.size, min_pixels, max_pixels))
-                for crop in cut_crops(decoded.image, plans)
-            ]
-            findings = [replay.regions[plan.region_index][1] for plan in plans]
-            second: list[dict[str, Any]] = [
-                *first,
-                {"role": "assistant", "content": answer},
-                {
-                    "role": "user",
-                    "content": [*(_IMAGE for _ in zoomed), {"type": "text", "text": examine_prompt(findings)}],
-                },
-            ]
-            _generate(processor, model, second, [model_image, *zoomed], replay.examine_tokens)
-        completions.append(time.perf_counter())
-    ips, span = throughput(started, completions)
-    return RunResult(len(images), span, ips)
+        processor, model = naive.load()
+        family = FAMILIES["qwen2_5_vl"]
+        completions: list[float] = []
+        started = time.perf_counter()
+        for data, replay in zip(images, replays, strict=True):
+            decoded = decode_image(data)
+            size = family.model_size(decoded.width, decoded.height, min_pixels, max_pixels)
+            model_image = decoded.image.resize(size, Image.Resampling.BICUBIC)
+            prompt = locate_prompt(family.coordinate_instruction(size), max_regions)
+            first: list[dict[str, Any]] = [{"role": "user", "content": [_IMAGE, {"type": "text", "text": prompt}]}]
+            answer = _generate(processor, model, first, [model_image], replay.locate_tokens)
+            if replay.examine_tokens:
+                boxes = [box for box, _ in replay.regions]
+                plans = plan_crops(boxes, decoded.width, decoded.height, crops)
+                zoomed = [
+                    crop.resize(family.model_size(*crop.size, min_pixels, max_pixels))
+                    for crop in cut_crops(decoded.image, plans)
+                ]
+                findings = [replay.regions[plan.region_index][1] for plan in plans]
+                second: list[dict[str, Any]] = [
+                    *first,
+                    {"role": "assistant", "content": answer},
+                    {
+                        "role": "user",
+                        "content": [*(_IMAGE for _ in zoomed), {"type": "text", "text": examine_prompt(findings)}],
+                    },
+                ]
+                _generate(processor, model, second, [model_image, *zoomed], replay.examine_tokens)
+            completions.append(time.perf_counter())
+        ips, span = throughput(started, completions)
+        return RunResult(len(images), span, ips)
 
 
 def _generate(

@@ -8,12 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import structlog
-
 from zoomguard.kafka.settings import KafkaSettings
 from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable, skip_unreadable
-
-log = structlog.get_logger("zoomguard.kafka")
 
 
 class TopicFollower:
@@ -95,15 +91,7 @@ class TopicFollower:
     def _skip_unreadable(self) -> list[Any]:
         self._unreadable_failures = 0
         probe = skip_unreadable(self._consumer)
-        if probe.culprit is not None:
-            self.skipped_unreadable += 1
-            log.error(
-                "record cannot be read by the Kafka client: skipping it",
-                topic=probe.culprit.topic,
-                partition=probe.culprit.partition,
-                offset=probe.offset,
-                error=probe.error,
-            )
+        self.skipped_unreadable += probe.culprit is not None
         return probe.records
 
     async def close(self) -> None:

@@ -13,10 +13,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from kafka import TopicPartition
 from kafka.errors import CorruptRecordError, UnsupportedCodecError
 
 from zoomguard.errors import BadInputError
+
+log = structlog.get_logger("zoomguard.kafka")
 
 # What poll() raises when the bytes of a batch cannot be turned into records (not network faults: the client
 # retries those itself). RuntimeError: kafka-python's wrapper of a StopIteration while unpacking a batch.
@@ -97,11 +100,19 @@ def skip_unreadable(consumer: Any) -> ProbeResult:
     """For readers with nowhere to dead-letter (followers of a compacted topic, the bank feed): find the offset
     that cannot be read and move the position past it, so the reader goes on with the records after it.
 
-    On the consumer's own thread. The caller logs the culprit and counts it; the records read from healthy
-    partitions meanwhile are in the result, to be applied like any others."""
+    On the consumer's own thread. The skip is logged here, with where it is, so the record can be re-sent; the
+    caller counts it. The records read from healthy partitions meanwhile are in the result, to be applied like
+    any others."""
     result = probe_unreadable(consumer)
     if result.culprit is not None and result.offset is not None:
         consumer.seek(result.culprit, result.offset + 1)
+        log.error(
+            "record cannot be read by the Kafka client: skipping it",
+            topic=result.culprit.topic,
+            partition=result.culprit.partition,
+            offset=result.offset,
+            error=result.error,
+        )
     return result
 
 
