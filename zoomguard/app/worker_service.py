@@ -125,11 +125,11 @@ async def _run_worker(
 def freeze_startup_heap() -> None:
     """Collect, then move every object alive now to the collector's permanent generation (gc.freeze).
 
-    Why: the worker process holds vLLM's front end, transformers, torch and the bank, millions of objects that
-    live as long as it does; every full collection walked them all, with the event loop and the Kafka client's
-    threads stopped (0.36-1.07 s each on the tiny model on 2 cores; 0.03-0.05 s once frozen). Frozen objects
-    are still freed when their last reference goes; only cycles among them are never collected, so this runs
-    once the start-up is done."""
+    Why: the worker process holds vLLM's front end, transformers, torch and the bank, hundreds of thousands of
+    objects that live as long as it does; every full collection walked them all, with the event loop and the
+    Kafka client's threads stopped (0.36-1.07 s each on the tiny model on 2 cores; 0.03-0.05 s once frozen).
+    Frozen objects are still freed when their last reference goes; only cycles among them are never collected,
+    so this runs once the start-up is done."""
     gc.collect()
     gc.freeze()
     log.info("start-up heap frozen", objects=gc.get_freeze_count())
