@@ -15,7 +15,6 @@ import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -25,7 +24,7 @@ from zoomguard.app.config import Settings
 from zoomguard.errors import BadInputError
 from zoomguard.kafka.clients import AsyncProducer, ConsumerThread, make_consumer, make_producer
 from zoomguard.kafka.follow import TopicFollower, sleep_or_stop
-from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable, skip_unreadable
+from zoomguard.kafka.unreadable import SkippingPoll, UnreadableRecordsError
 from zoomguard.known.bank import BankEntry, record_of
 from zoomguard.known.feed import Hashed, JoinTable, review_entry
 from zoomguard.known.hashing import pdq_of_bytes
@@ -63,20 +62,15 @@ async def feed_bank(
     try:
         await consumer.call(lambda c: c.subscribe([topics.review_decisions]))
         log.info("bank feed started", decisions=topics.review_decisions, bank=topics.known)
-        failures = 0
+        polls = SkippingPoll(_UNREADABLE_ATTEMPTS)  # a batch the client cannot decode: never crash-loop or stall
         while not stop.is_set():
             try:
-                batch = await consumer.call(lambda c: poll_readable(c, timeout_ms=500))
-                records = [r for rs in batch.values() for r in rs]
-                failures = 0
-            except UnreadableRecordsError as exc:  # a batch the client cannot decode: never crash-loop or stall
-                failures += 1
-                if failures < _UNREADABLE_ATTEMPTS:  # a CRC error can be a bad fetch: look again first
-                    log.warning("review decisions unreadable; retrying", error=str(exc))
-                    await sleep_or_stop(stop, 1.0)
-                    continue
-                failures = 0
-                records = await _skip_unreadable(consumer, stats)
+                records = await consumer.call(lambda c: polls.poll(c, timeout_ms=500))
+            except UnreadableRecordsError as exc:  # a CRC error can be a bad fetch: look again before skipping
+                log.warning("review decisions unreadable; retrying", error=str(exc))
+                await sleep_or_stop(stop, 1.0)
+                continue
+            stats.unreadable = polls.skipped
             if not records:
                 continue
             pending: list[ReviewDecision] = []
@@ -119,14 +113,6 @@ async def feed_bank(
         await asyncio.to_thread(producer.close)
         consumer.shutdown()
         await fetcher.close()
-
-
-async def _skip_unreadable(consumer: ConsumerThread, stats: FeedStats) -> list[Any]:
-    """Move past the decision the client cannot read (logged with where it is, so it can be re-sent) and hand back
-    what the probe read from the other partitions."""
-    probe = await consumer.call(skip_unreadable)
-    stats.unreadable += probe.culprit is not None
-    return probe.records
 
 
 async def _learn(follower: TopicFollower, table: JoinTable, stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zoomguard.kafka.settings import KafkaSettings
-from zoomguard.kafka.unreadable import UnreadableRecordsError, poll_readable, skip_unreadable
+from zoomguard.kafka.unreadable import SkippingPoll
 
 
 class TopicFollower:
@@ -27,9 +27,7 @@ class TopicFollower:
         self._kafka = kafka
         self._topic = topic
         self._poll_ms = poll_ms
-        self._unreadable_attempts = unreadable_attempts
-        self._unreadable_failures = 0
-        self.skipped_unreadable = 0
+        self._polls = SkippingPoll(unreadable_attempts)
         self._consumer: Any = None
         self._assigned = False
         self._start_end: dict[Any, int] = {}  # end offsets when first assigned: what "caught up" means
@@ -78,21 +76,11 @@ class TopicFollower:
             self._consumer.seek_to_beginning(*assignment)
             self._start_end = dict(self._consumer.end_offsets(assignment))
             self._assigned = True
-        try:
-            batches = poll_readable(self._consumer, timeout_ms=self._poll_ms)
-        except UnreadableRecordsError:
-            self._unreadable_failures += 1
-            if self._unreadable_failures < self._unreadable_attempts:
-                raise
-            return self._skip_unreadable()
-        self._unreadable_failures = 0
-        return [record for records in batches.values() for record in records]
+        return self._polls.poll(self._consumer, self._poll_ms)
 
-    def _skip_unreadable(self) -> list[Any]:
-        self._unreadable_failures = 0
-        probe = skip_unreadable(self._consumer)
-        self.skipped_unreadable += probe.culprit is not None
-        return probe.records
+    @property
+    def skipped_unreadable(self) -> int:
+        return self._polls.skipped
 
     async def close(self) -> None:
         def close() -> None:

@@ -116,6 +116,32 @@ def skip_unreadable(consumer: Any) -> ProbeResult:
     return result
 
 
+@dataclass
+class SkippingPoll:
+    """poll() for readers that skip what they cannot read: an unreadable batch raises UnreadableRecordsError on
+    the first `attempts - 1` polls in a row (a CRC error can be a bad fetch), then its offset is skipped
+    (`skip_unreadable`) and counted in `skipped`. Used on the consumer's own thread."""
+
+    attempts: int = 3
+    skipped: int = 0
+    _failures: int = 0
+
+    def poll(self, consumer: Any, timeout_ms: int) -> list[Any]:
+        """The records polled, partitions in turn (with a skip: those the probe read)."""
+        try:
+            batches = poll_readable(consumer, timeout_ms=timeout_ms)
+        except UnreadableRecordsError:
+            self._failures += 1
+            if self._failures < self.attempts:
+                raise
+            self._failures = 0
+            probe = skip_unreadable(consumer)
+            self.skipped += probe.culprit is not None
+            return probe.records
+        self._failures = 0
+        return [record for records in batches.values() for record in records]
+
+
 def describe_unreadable(consumer: Any, error: BaseException) -> str:
     """For readers that stop instead of dead-lettering: which partitions, at which positions, and why."""
     try:
