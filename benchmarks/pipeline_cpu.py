@@ -57,15 +57,19 @@ class GcPauses:
 
 
 def _processes() -> dict[tuple[int, str], float]:
-    seconds = {}
-    for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-            name = "worker process" if process.pid == os.getpid() else process.name().removeprefix("VLLM::")
-            seconds[(process.pid, name)] = times.user + times.system
-        except psutil.Error:  # gone meanwhile
-            pass
-    return seconds
+    """The bench's own per-process CPU reading, keyed with a readable name."""
+    from zoomguard.bench.runs import process_tree_cpu_seconds
+
+    return {(pid, _name(pid)): spent for pid, spent in process_tree_cpu_seconds().items()}
+
+
+def _name(pid: int) -> str:
+    if pid == os.getpid():
+        return "worker process"
+    try:
+        return psutil.Process(pid).name().removeprefix("VLLM::")
+    except psutil.Error:  # gone meanwhile
+        return "other"
 
 
 def _threads() -> dict[tuple[int, str], float]:
