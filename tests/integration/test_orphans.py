@@ -218,25 +218,31 @@ def _start_broker_command(port: int, log: Path) -> tuple[subprocess.Popen[bytes]
     return root, tansu[0]
 
 
-def _port_free(port: int, timeout: float = 10.0) -> bool:
-    """Whether nothing listens on `port` and it can be listened on again, within `timeout`. A killed
-    multi-threaded process shows as a zombie once its first thread is gone, a moment before the last thread
-    closes its sockets, so the port is polled rather than checked once."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _port_released(port: int) -> bool:
+    """Nothing accepts connections on `port`, and it can be listened on again."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        pass
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            listener.bind(("127.0.0.1", port))
         except OSError:
-            with socket.socket() as listener:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    listener.bind(("127.0.0.1", port))
-                    return True
-                except OSError:
-                    pass
+            return False
+    return True
+
+
+def _port_free(port: int, timeout: float = 10.0) -> bool:
+    """Whether `port` is released within `timeout`. A killed multi-threaded process shows as a zombie once its
+    first thread is gone, a moment before the last thread closes its sockets, so the port is polled."""
+    deadline = time.monotonic() + timeout
+    while not _port_released(port):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+    return True
 
 
 @linux_only
